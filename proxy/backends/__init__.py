@@ -1,0 +1,1 @@
+"""Upstreams: one module per kind of backend; the only place that talks to one."""

@@ -1,0 +1,269 @@
+"""The common tongue between dialects: canonical requests, stream events, and the collector.
+
+Sans-I/O (stdlib only). Events follow Anthropic's content-block stream, the richer of the
+two: MessageStart, then for each block in order BlockStart, its deltas, BlockStop, then one
+MessageDelta (stop reason, final usage) and MessageStop. Blocks never interleave; a
+decoder whose upstream interleaves (parallel OpenAI tool calls) buffers until it may emit.
+Failures are exceptions from ``proxy.errors``, not events, so a stream that failed can
+never be mistaken for one that finished.
+
+Stop reasons are Anthropic's names: end_turn, max_tokens, stop_sequence, tool_use,
+pause_turn, refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+BlockKind = Literal["text", "thinking", "tool_use"]
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image: ``data`` (base64) with ``media_type``, or a ``url``."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentPart:
+    """A document: base64 ``data`` (PDF), plain ``text``, or a ``url``."""
+
+    media_type: str | None = None
+    data: str | None = None
+    text: str | None = None
+    url: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUsePart:
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResultPart:
+    tool_use_id: str
+    content: tuple[TextPart | ImagePart | DocumentPart, ...]
+    is_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingPart:
+    text: str
+    signature: str = ""
+
+
+Part = TextPart | ImagePart | DocumentPart | ToolUsePart | ToolResultPart | ThinkingPart
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Literal["user", "assistant", "system"]
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str | None
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """``auto`` | ``any`` (a tool must be called) | ``tool`` (``name``) | ``none``."""
+
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A chat request in no dialect in particular."""
+
+    model: str
+    messages: tuple[Message, ...]
+    system: tuple[str, ...] = ()
+    max_tokens: int | None = None
+    stream: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    stop_sequences: tuple[str, ...] = ()
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = None  # low | medium | high, when thinking is wanted
+    response_schema: dict[str, Any] | None = None  # JSON schema the answer must follow
+    user_id: str | None = None
+    dropped: tuple[str, ...] = ()  # what the inbound dialect dropped on purpose, for logs
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStart:
+    id: str
+    model: str
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStart:
+    index: int
+    kind: BlockKind
+    tool_id: str = ""
+    tool_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingDelta:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureDelta:
+    index: int
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolArgsDelta:
+    index: int
+    partial_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStop:
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDelta:
+    stop_reason: str
+    usage: Usage
+    stop_sequence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStop:
+    pass
+
+
+Event = (
+    MessageStart
+    | BlockStart
+    | TextDelta
+    | ThinkingDelta
+    | SignatureDelta
+    | ToolArgsDelta
+    | BlockStop
+    | MessageDelta
+    | MessageStop
+)
+
+
+# -------------------------------------------------------------------------- collector
+
+
+@dataclass(slots=True)
+class Block:
+    kind: BlockKind
+    text: str = ""
+    signature: str = ""
+    tool_id: str = ""
+    tool_name: str = ""
+    tool_input: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class CollectedMessage:
+    id: str = ""
+    model: str = ""
+    blocks: list[Block] = field(default_factory=list)
+    stop_reason: str | None = None
+    stop_sequence: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    complete: bool = False
+
+
+class Collector:
+    """Folds a stream of events into one message: how non-streaming answers are made."""
+
+    def __init__(self) -> None:
+        self.message = CollectedMessage()
+        self._pieces: dict[int, list[str]] = {}
+
+    def feed(self, events: list[Event]) -> None:
+        for event in events:
+            self._take(event)
+
+    def _take(self, event: Event) -> None:
+        msg = self.message
+        if isinstance(event, TextDelta | ThinkingDelta | ToolArgsDelta):
+            piece = event.partial_json if isinstance(event, ToolArgsDelta) else event.text
+            self._pieces[event.index].append(piece)
+        elif isinstance(event, BlockStart):
+            msg.blocks.append(Block(event.kind, tool_id=event.tool_id, tool_name=event.tool_name))
+            self._pieces[event.index] = []
+        elif isinstance(event, BlockStop):
+            self._close(event.index)
+        elif isinstance(event, SignatureDelta):
+            msg.blocks[event.index].signature += event.signature
+        elif isinstance(event, MessageStart):
+            msg.id, msg.model, msg.usage = event.id, event.model, event.usage
+        elif isinstance(event, MessageDelta):
+            msg.stop_reason, msg.stop_sequence = event.stop_reason, event.stop_sequence
+            msg.usage = event.usage
+        elif isinstance(event, MessageStop):
+            msg.complete = True
+
+    def _close(self, index: int) -> None:
+        block = self.message.blocks[index]
+        joined = "".join(self._pieces.pop(index, ()))
+        if block.kind != "tool_use":
+            block.text = joined
+            return
+        block.tool_input = parse_tool_arguments(joined)
+
+
+def parse_tool_arguments(raw: str) -> dict[str, Any]:
+    """Tool arguments as an object: empty means ``{}``; anything else not an object is
+    kept, unparsed, under ``_raw`` so the client sees what the model actually said."""
+    if not raw.strip():
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"_raw": raw}
+    return value if isinstance(value, dict) else {"_raw": raw}

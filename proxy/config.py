@@ -1,0 +1,140 @@
+"""Settings: flags, then the environment, then ``.env``, then defaults; frozen once loaded.
+
+The only reader of ``os.environ`` in the package. Every setting is listed, with its
+default, in ``.env.example``; ``SETTINGS`` below is the single table both the flag parser
+and the environment reader are built from, so the three can never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from dotenv import dotenv_values
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 3578
+    upstream_url: str = ""
+    upstream_api_key: str = ""
+    model: str = ""
+    proxy_api_key: str = ""
+    connect_timeout: float = 10.0
+    read_timeout: float = 600.0
+    max_body_bytes: int = 32 * 1024 * 1024
+    log_level: str = "INFO"
+    ping_interval: float = 15.0
+    max_tokens_cap: int = 0
+    upstream_max_tokens_field: str = "max_tokens"
+    send_reasoning_effort: bool = True
+    replay_reasoning: bool = False
+
+    @property
+    def upstream_configured(self) -> bool:
+        return bool(self.upstream_url)
+
+    @property
+    def chat_completions_url(self) -> str:
+        return self.upstream_url.rstrip("/") + "/chat/completions"
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    name: str  # Settings field; the environment variable is its upper-case
+    flag: str
+    help: str
+
+
+SETTINGS = (
+    _Spec("host", "--host", "address to listen on"),
+    _Spec("port", "--port", "port to listen on"),
+    _Spec("upstream_url", "--upstream", "OpenAI-compatible base URL ending in /v1, as the openai "
+          "SDK takes it (e.g. https://api.deepseek.com/v1)"),
+    _Spec("upstream_api_key", "--api-key", "key sent upstream; unset, the client's own key is "
+          "passed through (never the proxy's key)"),
+    _Spec("model", "--model", "upstream model for every request (responses still name the "
+          "model the client asked for); unset, the client's model is sent"),
+    _Spec("proxy_api_key", "--proxy-api-key", "key clients must send (x-api-key or Bearer); "
+          "unset, the proxy is open"),
+    _Spec("connect_timeout", "--connect-timeout", "seconds to connect upstream"),
+    _Spec("read_timeout", "--read-timeout", "seconds the upstream may stay silent (no total "
+          "timeout: long generations are fine)"),
+    _Spec("max_body_bytes", "--max-body-bytes", "largest request body accepted (413 beyond)"),
+    _Spec("log_level", "--log-level", "DEBUG, INFO, WARNING or ERROR"),
+    _Spec("ping_interval", "--ping-interval", "seconds of stream silence before a keep-alive"),
+    _Spec("max_tokens_cap", "--max-tokens-cap", "clamp max_tokens sent upstream (0: no clamp)"),
+    _Spec("upstream_max_tokens_field", "--upstream-max-tokens-field",
+          "max_tokens or max_completion_tokens (o-series)"),
+    _Spec("send_reasoning_effort", "--send-reasoning-effort", "map thinking/effort to "
+          "reasoning_effort (true/false; false for upstreams that reject it)"),
+    _Spec("replay_reasoning", "--replay-reasoning", "send earlier thinking back as "
+          "reasoning_content (DeepSeek tool loops need it)"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm-dialect-proxy",
+        description="Serve the Anthropic Messages API (Claude Code, the anthropic SDK) in "
+        "front of any OpenAI-compatible backend. Each flag overrides the environment "
+        "variable named after it, which overrides .env, which overrides the default.")
+    defaults = Settings()
+    for spec in SETTINGS:
+        env = spec.name.upper()
+        default = getattr(defaults, spec.name)
+        shown = "(unset)" if default == "" else default
+        parser.add_argument(spec.flag, dest=spec.name, default=None, metavar=env,
+                            help=f"{spec.help}. Env {env}, default {shown}.")
+    parser.add_argument("--env-file", default=".env", help="dotenv file to read (default .env)")
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    args = build_parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    dotenv = {k: v for k, v in dotenv_values(args.env_file).items() if v is not None}
+    values: dict[str, Any] = {}
+    types = {f.name: f.type for f in fields(Settings)}
+    for spec in SETTINGS:
+        env = spec.name.upper()
+        raw = getattr(args, spec.name)
+        if raw is None:
+            raw = environ.get(env, dotenv.get(env))
+        if raw is not None:
+            values[spec.name] = _convert(raw, str(types[spec.name]), env)
+    if "upstream_url" in values:
+        values["upstream_url"] = normalize_upstream(values["upstream_url"])
+    return Settings(**values)
+
+
+def _convert(raw: str, kind: str, name: str) -> Any:
+    converters: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bool": _bool}
+    convert = converters.get(kind, str)
+    try:
+        return convert(raw.strip())
+    except ValueError:
+        raise SystemExit(f"llm-dialect-proxy: {name}={raw!r} is not a valid {kind}.") from None
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
+def normalize_upstream(url: str) -> str:
+    """Accept a2o's habit of a full ``…/chat/completions`` URL as well as a base URL."""
+    url = url.strip().rstrip("/")
+    for suffix in ("/chat/completions", "/completions"):
+        if url.endswith(suffix):
+            return url[: -len(suffix)]
+    return url

@@ -1,0 +1,1 @@
+"""Dialects: request, stream and error shapes, one package each; sans-I/O."""

@@ -1,0 +1,1 @@
+"""Anthropic Messages: the dialect of Claude Code and the anthropic SDK."""

@@ -1,0 +1,1 @@
+"""OpenAI Chat Completions: the dialect of the openai SDK and OpenAI-compatible servers."""

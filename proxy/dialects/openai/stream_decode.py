@@ -1,0 +1,314 @@
+"""OpenAI Chat Completions stream (SSE events) -> canonical events, incrementally.
+
+Sans-I/O. Feed it the SSE events of an upstream stream as they arrive; it returns the
+canonical events they complete. The rules it keeps (protocols.md 4.5, peers.md section 3):
+
+* every field of a delta is handled, in the order reasoning -> text -> tool calls, before
+  its ``finish_reason``;
+* each upstream tool-call ``index`` gets its own block, and arguments stream live as they
+  arrive. Blocks may not interleave, so when the upstream interleaves fragments of
+  parallel calls, the later call is held back until the open one is provably finished:
+  its arguments so far parse as a complete JSON object (one more fragment could only make
+  them invalid), or the stream ended;
+* the end comes after the usage chunk (or ``[DONE]``): one MessageDelta with the mapped
+  stop reason and the real usage, then MessageStop. A stream that ends without either is
+  cut, and that is an error, never a quiet success;
+* a frame that is not JSON, or an ``{"error": …}`` frame, raises.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from proxy.canonical import (
+    BlockStart,
+    BlockStop,
+    Event,
+    MessageDelta,
+    MessageStart,
+    MessageStop,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+    Usage,
+)
+from proxy.errors import UpstreamProtocolError, UpstreamStreamError
+from proxy.sse import SSEEvent
+from proxy.tokens import estimate_text
+
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
+                "function_call": "tool_use", "content_filter": "refusal"}
+
+
+@dataclass(slots=True)
+class _Call:
+    id: str
+    name: str
+    block: int = -1  # the canonical block index, once opened
+    args: list[str] = field(default_factory=list)
+    closed: bool = False
+
+
+@dataclass(slots=True)
+class _Item:
+    """One piece of content waiting for (or being routed to) a block."""
+
+    kind: str  # "thinking" | "text" | "tool"
+    text: str
+    call: int = -1  # the upstream tool-call index, for kind "tool"
+
+
+class OpenAIStreamDecoder:
+    def __init__(self, *, message_id: str, model: str, input_tokens: int,
+                 tool_names: dict[str, str] | None = None) -> None:
+        self.done = False
+        self._message_id = message_id
+        self._model = model
+        self._input_estimate = input_tokens
+        self._tool_names = tool_names or {}
+        self._started = False
+        self._next_block = 0
+        self._open: _Item | None = None  # kind and call of the open block
+        self._open_index = -1
+        self._calls: dict[int, _Call] = {}
+        self._pending: list[_Item] = []
+        self._finish_reason: str | None = None
+        self._usage: Usage | None = None
+        self._output_chars = 0
+        self._used_tools = False
+        self._out: list[Event] = []
+
+    # ------------------------------------------------------------------ public
+
+    def feed(self, events: list[SSEEvent]) -> list[Event]:
+        for event in events:
+            if self.done:
+                break
+            if event.data == "[DONE]":
+                self._end()
+                break
+            self._take_chunk(_parse(event.data))
+        out, self._out = self._out, []
+        return out
+
+    def feed_completion(self, body: dict[str, Any]) -> list[Event]:
+        """A whole non-streaming ``chat.completion``, for upstreams that ignore stream=true.
+        Tool arguments still go out as an input_json_delta (peers.md lesson 8)."""
+        choice = (body.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        calls = [dict(c, index=i) for i, c in enumerate(message.get("tool_calls") or [])]
+        delta = dict(message, tool_calls=calls)
+        finish = choice.get("finish_reason")
+        self._take_chunk({"choices": [{"delta": delta, "finish_reason": finish}],
+                          "usage": body.get("usage")})
+        self._end()
+        out, self._out = self._out, []
+        return out
+
+    def finish(self, *, truncated: bool = False) -> list[Event]:
+        """The upstream closed its stream. Finishing is fine once a finish_reason came."""
+        if not self.done:
+            if self._finish_reason is None:
+                where = " in the middle of a frame" if truncated else ""
+                raise UpstreamProtocolError(f"The upstream stream ended before it finished{where}.")
+            self._end()
+        out, self._out = self._out, []
+        return out
+
+    # ------------------------------------------------------------------ chunks
+
+    def _take_chunk(self, chunk: dict[str, Any]) -> None:
+        error = chunk.get("error")
+        if error:
+            raise _stream_error(error)
+        if not self._started:
+            self._started = True
+            self._out.append(MessageStart(self._message_id, self._model,
+                                          Usage(input_tokens=self._input_estimate)))
+        usage = chunk.get("usage")
+        if usage:
+            self._usage = _usage(usage)
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) == 0:
+                self._take_choice(choice)
+        # The usage chunk is the last thing before [DONE]: no need to wait for a [DONE]
+        # that a misbehaving upstream might never send.
+        if self._finish_reason is not None and self._usage is not None:
+            self._end()
+
+    def _take_choice(self, choice: dict[str, Any]) -> None:
+        delta = choice.get("delta") or {}
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and isinstance(reasoning, str):
+            self._route(_Item("thinking", reasoning))
+        content = delta.get("content")
+        if content and isinstance(content, str):
+            self._route(_Item("text", content))
+        refusal = delta.get("refusal")
+        if refusal and isinstance(refusal, str):
+            self._route(_Item("text", refusal))
+        for call in delta.get("tool_calls") or ():
+            self._take_tool_call(call)
+        if choice.get("finish_reason"):
+            self._finish_reason = choice["finish_reason"]
+
+    def _take_tool_call(self, piece: dict[str, Any]) -> None:
+        key = self._call_key(piece)
+        function = piece.get("function") or {}
+        args = function.get("arguments") or ""
+        if not isinstance(args, str):  # some servers send an object
+            args = orjson.dumps(args).decode()
+        if key not in self._calls:
+            name = function.get("name") or ""
+            self._calls[key] = _Call(piece.get("id") or f"toolu_{secrets.token_hex(12)}",
+                                     self._tool_names.get(name, name))
+        self._route(_Item("tool", args, key))
+
+    def _call_key(self, piece: dict[str, Any]) -> int:
+        key = piece.get("index")
+        call_id = piece.get("id")
+        if not isinstance(key, int):  # no index at all: a new id is a new call
+            key = max(self._calls, default=-1)
+            if call_id or key < 0:
+                key += 1
+        known = self._calls.get(key)
+        if known is not None and call_id and call_id != known.id:
+            # Every call on index 0 (a known upstream bug): a new id means a new call.
+            key = max(self._calls) + 1
+        return key
+
+    # ---------------------------------------------------------------- blocks
+
+    def _route(self, item: _Item) -> None:
+        open_ = self._open
+        if open_ is not None:
+            if open_.kind == item.kind and open_.call == item.call:
+                self._delta(item)
+                return
+            if not self._may_close():
+                self._pending.append(item)
+                return
+            self._close()
+        if item.kind == "tool" and self._calls[item.call].closed:
+            if item.text.strip():
+                raise UpstreamProtocolError("The upstream sent arguments for a tool call "
+                                            "that had already ended.")
+            return
+        self._start(item)
+        self._delta(item)
+
+    def _start(self, item: _Item) -> None:
+        index = self._open_index = self._next_block
+        self._next_block += 1
+        self._open = item
+        if item.kind == "tool":
+            call = self._calls[item.call]
+            call.block = index
+            self._used_tools = True
+            self._out.append(BlockStart(index, "tool_use", call.id, call.name))
+        else:
+            self._out.append(BlockStart(index, "text" if item.kind == "text" else "thinking"))
+
+    def _delta(self, item: _Item) -> None:
+        if not item.text:
+            return
+        index = self._open_index
+        self._output_chars += len(item.text)
+        if item.kind == "text":
+            self._out.append(TextDelta(index, item.text))
+        elif item.kind == "thinking":
+            self._out.append(ThinkingDelta(index, item.text))
+        else:
+            self._calls[item.call].args.append(item.text)
+            self._out.append(ToolArgsDelta(index, item.text))
+            if self._pending and self._may_close():
+                self._close()
+                self._drain()
+
+    def _may_close(self) -> bool:
+        open_ = self._open
+        if open_ is None or open_.kind != "tool" or self.done:
+            return True
+        raw = "".join(self._calls[open_.call].args)
+        try:
+            return isinstance(orjson.loads(raw), dict)
+        except orjson.JSONDecodeError:
+            return False
+
+    def _close(self) -> None:
+        open_ = self._open
+        if open_ is None:
+            return
+        if open_.kind == "tool":
+            call = self._calls[open_.call]
+            call.closed = True
+            if not "".join(call.args).strip():
+                # No arguments at all means "{}": say so, so every client builds an object.
+                self._out.append(ToolArgsDelta(self._open_index, "{}"))
+        self._out.append(BlockStop(self._open_index))
+        self._open = None
+
+    def _drain(self) -> None:
+        # What waited goes in order; whatever must still wait is held again, in order, so
+        # the fragments of one call never swap places.
+        items, self._pending = self._pending, []
+        for item in items:
+            self._route(item)
+
+    def _end(self) -> None:
+        if self.done:
+            return
+        self.done = True  # from here on, every open block may close
+        self._drain()
+        self._close()
+        self._out.append(MessageDelta(self._stop_reason(), self._final_usage()))
+        self._out.append(MessageStop())
+
+    def _stop_reason(self) -> str:
+        reason = STOP_REASONS.get(self._finish_reason or "stop", "end_turn")
+        if self._used_tools and reason == "end_turn":
+            return "tool_use"  # the client only runs tools when told so (peers.md 2)
+        return reason
+
+    def _final_usage(self) -> Usage:
+        if self._usage is not None:
+            return self._usage
+        return Usage(input_tokens=self._input_estimate,
+                     output_tokens=estimate_text("x" * self._output_chars))
+
+
+def _parse(data: str) -> dict[str, Any]:
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError(
+            f"The upstream sent a stream frame that is not JSON: {data[:200]!r}") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamProtocolError("The upstream sent a stream frame that is not an object.")
+    return chunk
+
+
+def _usage(usage: dict[str, Any]) -> Usage:
+    prompt = usage.get("prompt_tokens") or 0
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
+    written = details.get("cache_write_tokens") or 0
+    return Usage(input_tokens=max(prompt - cached - written, 0),
+                 output_tokens=usage.get("completion_tokens") or 0,
+                 cache_read_input_tokens=cached, cache_creation_input_tokens=written)
+
+
+def _stream_error(error: Any) -> UpstreamStreamError:
+    if not isinstance(error, dict):
+        return UpstreamStreamError(f"The upstream reported an error: {error}")
+    message = str(error.get("message") or "The upstream reported an error.")
+    marker = f"{error.get('type', '')} {error.get('code', '')}".lower()
+    if "rate" in marker or "429" in marker:
+        return UpstreamStreamError(message, status=429, kind="rate_limit")
+    if "overload" in marker or "503" in marker or "capacity" in marker:
+        return UpstreamStreamError(message, status=529, kind="overloaded")
+    return UpstreamStreamError(message)

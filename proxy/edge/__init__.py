@@ -1,0 +1,1 @@
+"""The aiohttp edge: handlers, middlewares and the streaming writer."""

@@ -1,0 +1,135 @@
+"""Pumping canonical event batches to a client: as SSE, or collected into one answer.
+
+The commit point: response headers go out only once the backend produced its first batch
+of events, so a failure before that is still an honest HTTP error. After it, a failure is
+the dialect's in-stream error frame and the stream ends without its terminal event, so the
+client knows it was cut. Keep-alive pings go out only after an idle gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from aiohttp import web
+
+from proxy.canonical import CollectedMessage, Collector, Event, MessageDelta, MessageStop
+from proxy.errors import ProxyError, UpstreamProtocolError
+
+log = logging.getLogger("proxy.stream")
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+               "X-Accel-Buffering": "no"}
+
+
+class StreamEncoder(Protocol):
+    def encode(self, events: list[Event]) -> bytes: ...
+
+
+class Pinger:
+    """Writes a keep-alive after ``interval`` seconds without a write; wakes once per gap."""
+
+    def __init__(self, response: web.StreamResponse, ping: bytes, interval: float) -> None:
+        self.last_write = time.monotonic()
+        self._response, self._ping, self._interval = response, ping, interval
+        self._task = asyncio.create_task(self._run(), name="sse-keepalive")
+
+    async def _run(self) -> None:
+        while True:
+            idle = time.monotonic() - self.last_write
+            if idle < self._interval:
+                await asyncio.sleep(self._interval - idle)
+                continue
+            await self._response.write(self._ping)
+            self.last_write = time.monotonic()
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await self._task
+
+
+async def stream_events(request: web.Request, batches: AsyncIterator[list[Event]],
+                        encoder: StreamEncoder, *, ping: bytes, interval: float,
+                        error_frame: Callable[[str, str], bytes]) -> web.StreamResponse:
+    try:
+        first = await anext(batches)
+    except StopAsyncIteration:
+        raise UpstreamProtocolError("The upstream stream was empty.") from None
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    await response.prepare(request)
+    request["ttfb_ms"] = (time.perf_counter() - request["started"]) * 1000
+    pinger = Pinger(response, ping, interval)
+    try:
+        await _pump(request, response, first, batches, encoder, pinger)
+    except ProxyError as exc:
+        await _write_error(request, response, error_frame(exc.kind, exc.message), exc.message)
+    except ConnectionError:
+        log.info("%s: client went away mid-stream", request.get("request_id"))
+    except Exception:
+        log.exception("%s: stream failed", request.get("request_id"))
+        await _write_error(request, response, error_frame("api_error", "The proxy failed "
+                                                          "unexpectedly; see its log."), "bug")
+    finally:
+        await pinger.stop()
+        await batches.aclose()  # type: ignore[attr-defined]
+    return response
+
+
+async def _pump(request: web.Request, response: web.StreamResponse, first: list[Event],
+                batches: AsyncIterator[list[Event]], encoder: StreamEncoder,
+                pinger: Pinger) -> None:
+    batch: list[Event] | None = first
+    while batch is not None:
+        _note(request, batch)
+        await response.write(encoder.encode(batch))
+        pinger.last_write = time.monotonic()
+        if isinstance(batch[-1], MessageStop):
+            await response.write_eof()  # the client is done; the backend may tidy up
+            async for _ in batches:
+                pass
+            return
+        batch = await anext(batches, None)
+    raise UpstreamProtocolError("The upstream stream ended before it finished.")
+
+
+async def _write_error(request: web.Request, response: web.StreamResponse, frame: bytes,
+                       reason: str) -> None:
+    log.warning("%s: stream failed after it started: %s", request.get("request_id"), reason)
+    request["stop_reason"] = "error"
+    with contextlib.suppress(ConnectionError):
+        await response.write(frame)
+        await response.write_eof()
+
+
+async def collect_events(request: web.Request,
+                         batches: AsyncIterator[list[Event]]) -> CollectedMessage:
+    """The non-streaming answer: the same stream, folded into one message."""
+    collector = Collector()
+    try:
+        async for batch in batches:
+            _note(request, batch)
+            collector.feed(batch)
+            if collector.message.complete:
+                break
+    finally:
+        await batches.aclose()  # type: ignore[attr-defined]
+    if not collector.message.complete:
+        raise UpstreamProtocolError("The upstream stream ended before it finished.")
+    return collector.message
+
+
+def _note(request: web.Request, batch: list[Event]) -> None:
+    """Keep the stop reason and usage for the access line. Both decoders end a stream with
+    MessageDelta then MessageStop in one batch, so only a batch's tail needs a look."""
+    if len(batch) < 2 or not isinstance(batch[-1], MessageStop):
+        return
+    delta = batch[-2]
+    if isinstance(delta, MessageDelta):
+        request["stop_reason"] = delta.stop_reason
+        usage = delta.usage
+        request["usage"] = (f"in={usage.input_tokens}+{usage.cache_read_input_tokens}cached"
+                            f",out={usage.output_tokens}")

@@ -1,0 +1,101 @@
+"""Server-sent events on the wire: bytes in, events out, and back.
+
+Sans-I/O (stdlib only). The decoder follows the WHATWG event-stream rules:
+
+* lines end in CR, LF or CRLF, and they are split in the *bytes*, before any UTF-8
+  decoding, so a U+2028 inside a JSON string is not a line break;
+* a CRLF may arrive split across two reads (the CR now, the LF in the next chunk);
+* several ``data:`` lines join with "\\n"; ``:`` lines are comments; an empty line
+  dispatches; an event with no data is not dispatched;
+* a frame still open when the stream ends is *not* dispatched: ``truncated`` says so, and
+  the caller decides whether that is an error (it is for every upstream we speak to).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class SSEEvent(NamedTuple):
+    event: str | None
+    data: str
+
+
+class SSEDecoder:
+    """Incremental decoder: ``feed(chunk)`` returns the events completed by that chunk."""
+
+    __slots__ = ("_data", "_event", "_partial", "_skip_lf", "_started")
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self._skip_lf = False
+        self._started = False
+        self._data: list[str] = []
+        self._event: str | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if not self._started:
+            chunk = self._strip_bom(chunk)
+        buf = self._partial + chunk if self._partial else chunk
+        lines = buf.splitlines(keepends=True)
+        last = lines[-1] if lines else b""
+        if last and last[-1:] not in (b"\n", b"\r"):
+            self._partial = lines.pop()
+        else:
+            self._partial = b""
+            # A bare CR at the end may be the first half of a CRLF split across reads.
+            self._skip_lf = last[-1:] == b"\r"
+        events: list[SSEEvent] = []
+        for line in lines:
+            self._take_line(line.rstrip(b"\r\n"), events)
+        return events
+
+    @property
+    def truncated(self) -> bool:
+        """True when the stream, were it to end now, would end inside a frame."""
+        return bool(self._partial or self._data or self._event is not None)
+
+    def _strip_bom(self, chunk: bytes) -> bytes:
+        whole = self._partial + chunk
+        if len(whole) < 3 and b"\xef\xbb\xbf".startswith(whole):
+            return chunk  # too short to tell yet
+        self._started = True
+        if whole.startswith(b"\xef\xbb\xbf"):
+            self._partial = b""
+            return whole[3:]
+        return chunk
+
+    def _take_line(self, line: bytes, events: list[SSEEvent]) -> None:
+        if not line:
+            if self._data:
+                events.append(SSEEvent(self._event, "\n".join(self._data)))
+            self._data = []
+            self._event = None
+            return
+        if line[0] == 0x3A:  # ":" starts a comment (keep-alives)
+            return
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value.decode("utf-8", "replace"))
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        # "id" and "retry" mean nothing to a proxy that never reconnects; unknown fields
+        # are ignored, as the spec says.
+
+
+def encode_event(name: bytes, data: bytes) -> bytes:
+    """One SSE frame with an ``event:`` line (the Anthropic habit)."""
+    return b"event: " + name + b"\ndata: " + data + b"\n\n"
+
+
+def encode_data(data: bytes) -> bytes:
+    """One data-only SSE frame (the OpenAI habit)."""
+    return b"data: " + data + b"\n\n"

@@ -1,0 +1,1 @@
+"""Fake upstream servers used by the end-to-end tests."""
