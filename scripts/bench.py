@@ -17,14 +17,14 @@ How to run (from the repository root)::
 What it measures. Every upstream answer is the same precomputed stream of 200 chunks (role
 chunk, 198 content chunks of a few words, finish chunk), then a usage chunk and ``[DONE]``,
 each chunk its own write. Per request: time to first byte (first body bytes received) and
-total time (body fully read); per path: p50/p95/p99 of both, and requests per second. At
-concurrency 1, direct and proxy requests alternate (A B, B A, ...) so that drift hits both
-alike, and req/s is 1 / mean total time. At concurrency C > 1, C workers share a fixed number
-of requests, direct first, then proxy; req/s is requests / wall time. Warm-up requests before
-each measurement are not counted. Each warm-up and measurement stops early after
---max-seconds, so even a slow proxy finishes in minutes; the "ok" column counts what was
-measured. A proxy answer must end with ``event: message_stop`` (a direct one with
-``data: [DONE]``), or it counts as failed.
+total time (body fully read); per path: p50/p95/p99 of both, and requests per second. So that
+drift hits both paths alike: at concurrency 1, direct and proxy requests alternate (A B, B A,
+...), and req/s is 1 / mean total time; at concurrency C > 1, C workers share a fixed number of
+requests, run in halves ordered direct, proxy, proxy, direct, and req/s is requests / wall
+time. Warm-up requests before each measurement are not counted. Each warm-up and measurement
+stops early after --max-seconds, so even a slow proxy finishes in minutes; the "ok" column
+counts what was measured. A proxy answer must end with ``event: message_stop`` (a direct one
+with ``data: [DONE]``), or it counts as failed.
 
 Targets (2-core machine, 200-chunk streams): at concurrency 1 the proxy adds at most 1 ms to
 the p50 total time; at concurrency 64 it serves at least half the direct path's requests per
@@ -65,7 +65,7 @@ WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "w
 PCTS = (50, 95, 99)
 
 
-# --- the fake upstream (its own process: `bench.py --serve-upstream PORT`) -------------------
+# --- the fake upstream (its own process: `bench.py --serve-upstream PORT`) ------------------------
 
 
 def openai_stream() -> list[bytes]:
@@ -107,7 +107,7 @@ def serve_upstream(port: int) -> None:
     web.run_app(app, host=HOST, port=port, print=None, access_log=None, shutdown_timeout=1)
 
 
-# --- child processes ---------------------------------------------------------------------------
+# --- child processes ------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -163,7 +163,7 @@ async def wait_healthy(session: aiohttp.ClientSession, child: Child, url: str) -
     raise RuntimeError(f"{child.name}: {url} not healthy within 20 s:\n{child.log_tail()}")
 
 
-# --- the load generator ------------------------------------------------------------------------
+# --- the load generator ---------------------------------------------------------------------------
 
 
 class Target(NamedTuple):
@@ -266,7 +266,7 @@ class Runner:
         return out, time.perf_counter() - start
 
 
-# --- statistics and the report -----------------------------------------------------------------
+# --- statistics and the report --------------------------------------------------------------------
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -338,7 +338,7 @@ def table_row(label: str, cells: Sequence[str]) -> str:
 
 
 def print_scenario(sc: Scenario) -> None:
-    order = "alternating" if sc.concurrency == 1 else "one path after the other"
+    order = "alternating" if sc.concurrency == 1 else "halves A B B A"
     print(f"\n== concurrency {sc.concurrency}: {sc.requests} requests per path ({order}),", end=" ")
     print(f"{sc.warmup} warm-up")
     print(table_row("path", ["ttfb p50", "p95", "p99", "total p50", "p95", "p99", "req/s"]), end="")
@@ -348,12 +348,8 @@ def print_scenario(sc: Scenario) -> None:
         print(f"{st.ok:>7}{st.failed:>7}")
     if "proxy" in sc.paths:
         pairs = zip(sc.paths["proxy"].row(), sc.paths["direct"].row(), strict=True)
-        print(
-            table_row(
-                "proxy/direct",
-                [f"{p / d:.2f}x" if d and math.isfinite(p / d) else "-" for p, d in pairs],
-            )
-        )
+        ratios = [f"{p / d:.2f}x" if d and math.isfinite(p / d) else "-" for p, d in pairs]
+        print(table_row("proxy/direct", ratios))
     for check in sc.checks:
         verdict = "PASS" if check.passed else "MISS"
         print(f"{check.name}: {check.value:.3f}  (target {check.target})  {verdict}")
@@ -361,7 +357,23 @@ def print_scenario(sc: Scenario) -> None:
         print(f"  failed x{n}: {error}")
 
 
-# --- orchestration -----------------------------------------------------------------------------
+# --- orchestration --------------------------------------------------------------------------------
+
+
+async def concurrent_abba(
+    runner: Runner, paths: list[Target], conc: int, count: int, warmup: int
+) -> dict[str, PathStats]:
+    """Warm up each path, then run half the requests in the order A B, the other half B A."""
+    for target in paths:
+        await runner.start().concurrent(target, warmup, conc)
+    samples: dict[str, list[Sample]] = {t.name: [] for t in paths}
+    walls = dict.fromkeys(samples, 0.0)
+    for i, target in enumerate(paths + paths[::-1]):
+        half = count // 2 if i < len(paths) else count - count // 2
+        got, wall = await runner.start().concurrent(target, half, conc)
+        samples[target.name] += got
+        walls[target.name] += wall
+    return {name: PathStats.of(got, walls[name]) for name, got in samples.items()}
 
 
 async def run_scenario(
@@ -370,15 +382,12 @@ async def run_scenario(
     count = args.requests or (30 if args.quick else 1000) * (1 if conc == 1 else 4)
     warmup = args.warmup if args.warmup is not None else (5 if args.quick else 50) * -(-conc // 16)
     runner = Runner(session, args.timeout, args.max_failures, args.max_seconds)
-    stats = {}
     if conc == 1:
         await runner.start().interleaved(paths, warmup)
         samples = await runner.start().interleaved(paths, count)
         stats = {name: PathStats.of(s, None) for name, s in samples.items()}
-    for target in paths if conc > 1 else []:
-        await runner.start().concurrent(target, warmup, conc)
-        got, wall = await runner.start().concurrent(target, count, conc)
-        stats[target.name] = PathStats.of(got, wall)
+    else:
+        stats = await concurrent_abba(runner, paths, conc, count, warmup)
     scenario = Scenario(conc, count, warmup, stats, dict(runner.errors))
     scenario.evaluate()
     return scenario
@@ -424,7 +433,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--warmup", type=int, help="warm-up requests per path (default 50 per 16 of concurrency)")
     add("--timeout", type=float, default=30.0, help="per-request timeout, seconds (default 30)")
     add("--max-failures", type=int, default=20, help="end a scenario after this many failures")
-    add("--max-seconds", type=float, default=25.0, help="cap on each warm-up and measurement")
+    add("--max-seconds", type=float, default=25.0, help="time cap per warm-up or measurement")
     add("--json", metavar="PATH", help="also write the numbers as JSON")
     add("--quick", action="store_true", help="a few requests only (30 at c=1, else 120)")
     add("--no-proxy", action="store_true", help="measure the direct path only")

@@ -106,6 +106,8 @@ async def _events(response: aiohttp.ClientResponse,
         if decoder.done:
             await _read_tail(response)
             return
+        if decoder.failed:
+            break
     tail = decoder.finish(truncated=sse.truncated)
     if tail:
         yield tail

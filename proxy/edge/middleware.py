@@ -18,7 +18,15 @@ from aiohttp import web
 
 from proxy.edge.errors import client_dialect, error_response, from_http_exception
 from proxy.errors import AuthenticationFailed, ProxyError
-from proxy.keys import SETTINGS_KEY
+from proxy.keys import (
+    MODEL_KEY,
+    REQUEST_ID_KEY,
+    SETTINGS_KEY,
+    STARTED_KEY,
+    STOP_REASON_KEY,
+    TTFB_MS_KEY,
+    USAGE_KEY,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 access_log = logging.getLogger("proxy.access")
@@ -41,8 +49,8 @@ def client_key(request: web.Request) -> str | None:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, timing and the access line; innermost middlewares run inside it."""
     request_id = request.headers.get("x-request-id") or f"req_{secrets.token_hex(12)}"
-    request["request_id"] = request_id
-    request["started"] = started = time.perf_counter()
+    request[REQUEST_ID_KEY] = request_id
+    request[STARTED_KEY] = started = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
@@ -53,12 +61,12 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         raise
     finally:
         total = (time.perf_counter() - started) * 1000
-        ttfb = request.get("ttfb_ms")
+        ttfb = request.get(TTFB_MS_KEY)
         access_log.info(
             "%s %s %s %s dialect=%s model=%s ttfb_ms=%s total_ms=%.1f stop=%s usage=%s",
             request_id, request.method, request.path, status, client_dialect(request),
-            request.get("model", "-"), f"{ttfb:.1f}" if ttfb is not None else "-", total,
-            request.get("stop_reason", "-"), request.get("usage", "-"))
+            request.get(MODEL_KEY, "-"), f"{ttfb:.1f}" if ttfb is not None else "-", total,
+            request.get(STOP_REASON_KEY, "-"), request.get(USAGE_KEY, "-"))
 
 
 @web.middleware
@@ -93,7 +101,7 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _with_id(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
-    request_id = request.get("request_id", "")
+    request_id = request.get(REQUEST_ID_KEY, "")
     response.headers["x-request-id"] = request_id
     if client_dialect(request) == "anthropic":
         response.headers["request-id"] = request_id

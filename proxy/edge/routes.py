@@ -22,7 +22,7 @@ from proxy.edge.errors import ANTHROPIC, client_dialect
 from proxy.edge.middleware import client_key
 from proxy.edge.streaming import collect_events, stream_events
 from proxy.errors import NotConfigured, RequestTooLarge
-from proxy.keys import BACKEND_KEY, SETTINGS_KEY
+from proxy.keys import BACKEND_KEY, MODEL_KEY, SETTINGS_KEY
 from proxy.tokens import estimate_input_tokens
 
 
@@ -42,7 +42,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 async def messages(request: web.Request) -> web.StreamResponse:
     """``POST /v1/messages``: an Anthropic client, streaming or not."""
     parsed = parse_request(await read_json(request))
-    request["model"] = parsed.model
+    request[MODEL_KEY] = parsed.model
     settings = request.app[SETTINGS_KEY]
     if not settings.upstream_configured:
         raise NotConfigured("llm-dialect-proxy has no upstream configured: start it with "

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from proxy.canonical import CollectedMessage, Collector, Event, MessageDelta, MessageStop
 from proxy.errors import ProxyError, UpstreamProtocolError
+from proxy.keys import REQUEST_ID_KEY, STARTED_KEY, STOP_REASON_KEY, TTFB_MS_KEY, USAGE_KEY
 
 log = logging.getLogger("proxy.stream")
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -61,16 +62,16 @@ async def stream_events(request: web.Request, batches: AsyncIterator[list[Event]
         raise UpstreamProtocolError("The upstream stream was empty.") from None
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
-    request["ttfb_ms"] = (time.perf_counter() - request["started"]) * 1000
+    request[TTFB_MS_KEY] = (time.perf_counter() - request[STARTED_KEY]) * 1000
     pinger = Pinger(response, ping, interval)
     try:
         await _pump(request, response, first, batches, encoder, pinger)
     except ProxyError as exc:
         await _write_error(request, response, error_frame(exc.kind, exc.message), exc.message)
     except ConnectionError:
-        log.info("%s: client went away mid-stream", request.get("request_id"))
+        log.info("%s: client went away mid-stream", request.get(REQUEST_ID_KEY))
     except Exception:
-        log.exception("%s: stream failed", request.get("request_id"))
+        log.exception("%s: stream failed", request.get(REQUEST_ID_KEY))
         await _write_error(request, response, error_frame("api_error", "The proxy failed "
                                                           "unexpectedly; see its log."), "bug")
     finally:
@@ -98,8 +99,8 @@ async def _pump(request: web.Request, response: web.StreamResponse, first: list[
 
 async def _write_error(request: web.Request, response: web.StreamResponse, frame: bytes,
                        reason: str) -> None:
-    log.warning("%s: stream failed after it started: %s", request.get("request_id"), reason)
-    request["stop_reason"] = "error"
+    log.warning("%s: stream failed after it started: %s", request.get(REQUEST_ID_KEY), reason)
+    request[STOP_REASON_KEY] = "error"
     with contextlib.suppress(ConnectionError):
         await response.write(frame)
         await response.write_eof()
@@ -129,7 +130,7 @@ def _note(request: web.Request, batch: list[Event]) -> None:
         return
     delta = batch[-2]
     if isinstance(delta, MessageDelta):
-        request["stop_reason"] = delta.stop_reason
+        request[STOP_REASON_KEY] = delta.stop_reason
         usage = delta.usage
-        request["usage"] = (f"in={usage.input_tokens}+{usage.cache_read_input_tokens}cached"
+        request[USAGE_KEY] = (f"in={usage.input_tokens}+{usage.cache_read_input_tokens}cached"
                             f",out={usage.output_tokens}")

@@ -36,7 +36,7 @@ from proxy.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from proxy.errors import UpstreamProtocolError, UpstreamStreamError
+from proxy.errors import UpstreamError, UpstreamProtocolError, UpstreamStreamError
 from proxy.sse import SSEEvent
 from proxy.tokens import estimate_text
 
@@ -81,17 +81,31 @@ class OpenAIStreamDecoder:
         self._output_chars = 0
         self._used_tools = False
         self._out: list[Event] = []
+        self._error: UpstreamError | None = None
 
     # ------------------------------------------------------------------ public
 
+    @property
+    def failed(self) -> bool:
+        """An error frame (or a broken one) came; ``finish()`` raises it."""
+        return self._error is not None
+
     def feed(self, events: list[SSEEvent]) -> list[Event]:
-        for event in events:
-            if self.done:
-                break
-            if event.data == "[DONE]":
-                self._end()
-                break
-            self._take_chunk(_parse(event.data))
+        if self._error is not None:
+            raise self._error
+        try:
+            for event in events:
+                if self.done:
+                    break
+                if event.data == "[DONE]":
+                    self._end()
+                    break
+                self._take_chunk(_parse(event.data))
+        except UpstreamError as exc:
+            if not self._out:
+                raise
+            # What came before the failure is still the client's: hand it over first.
+            self._error = exc
         out, self._out = self._out, []
         return out
 
@@ -111,6 +125,8 @@ class OpenAIStreamDecoder:
 
     def finish(self, *, truncated: bool = False) -> list[Event]:
         """The upstream closed its stream. Finishing is fine once a finish_reason came."""
+        if self._error is not None:
+            raise self._error
         if not self.done:
             if self._finish_reason is None:
                 where = " in the middle of a frame" if truncated else ""

@@ -1,0 +1,175 @@
+"""Errors in both regimes, through the anthropic SDK: before the stream (an honest HTTP
+status in Anthropic's shape) and after it started (an ``error`` event, no message_stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import aiohttp
+import anthropic
+import pytest
+
+from tests.fakes.openai_upstream import (
+    ErrorResponse,
+    FakeOpenAIUpstream,
+    Stream,
+    error_body,
+    error_chunk,
+    text_stream,
+)
+from tests.support import check_anthropic_stream, parse_anthropic_sse
+
+HELLO = [{"role": "user", "content": "hi"}]
+BODY = {"model": "m", "max_tokens": 5, "messages": HELLO}
+
+
+def client(url: str, key: str = "sk-client") -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=url, api_key=key, max_retries=0)
+
+
+async def post(url: str, body: Any, path: str = "/v1/messages",
+               headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], Any]:
+    data = body if isinstance(body, bytes) else None
+    async with aiohttp.ClientSession() as session, session.post(
+            url + path, data=data, json=None if data is not None else body,
+            headers=headers) as response:
+        return response.status, dict(response.headers), await response.json()
+
+
+@pytest.mark.parametrize(("upstream_status", "status", "kind", "sdk_error"), [
+    (429, 429, "rate_limit_error", anthropic.RateLimitError),
+    (503, 529, "overloaded_error", anthropic.InternalServerError),
+    (500, 500, "api_error", anthropic.InternalServerError),
+    (502, 502, "api_error", anthropic.InternalServerError),
+    (400, 400, "invalid_request_error", anthropic.BadRequestError),
+    (401, 401, "authentication_error", anthropic.AuthenticationError),
+])
+async def test_upstream_errors_before_the_stream(
+        upstream: FakeOpenAIUpstream, proxy_url: str, upstream_status: int, status: int,
+        kind: str, sdk_error: type[Exception]) -> None:
+    upstream.scenario = ErrorResponse(upstream_status, error_body("upstream says no"),
+                                      headers={"retry-after": "7"})
+    with pytest.raises(sdk_error) as caught:
+        async with client(proxy_url).messages.stream(model="m", max_tokens=5,
+                                                     messages=HELLO) as s:  # type: ignore[arg-type]
+            await s.get_final_message()
+    error: Any = caught.value
+    assert error.status_code == status
+    assert error.body["error"] == {"type": kind, "message": "upstream says no"}
+    if upstream_status == 429:
+        assert error.response.headers["retry-after"] == "7"
+
+
+async def test_error_inside_the_stream(upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
+    upstream.scenario = Stream(text_stream(["Partial"], with_done=False)[:2]
+                               + [error_chunk("model crashed", "server_error")])
+    status, _, _ = 0, None, None
+    async with aiohttp.ClientSession() as session, session.post(
+            proxy_url + "/v1/messages", json={**BODY, "stream": True}) as response:
+        status, raw = response.status, await response.read()
+    assert status == 200
+    frames = parse_anthropic_sse(raw)
+    check_anthropic_stream(frames, complete=False)
+    assert frames[-1][1]["error"]["message"] == "model crashed"
+    with pytest.raises(anthropic.APIStatusError, match="model crashed"):
+        async with client(proxy_url).messages.stream(model="m", max_tokens=5,
+                                                     messages=HELLO) as s:  # type: ignore[arg-type]
+            await s.get_final_message()
+
+
+async def test_a_cut_upstream_connection(upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
+    upstream.scenario = Stream(text_stream(["a", "b", "c", "d"]), cut_after=3)
+    async with aiohttp.ClientSession() as session, session.post(
+            proxy_url + "/v1/messages", json={**BODY, "stream": True}) as response:
+        raw = await response.read()
+    check_anthropic_stream(parse_anthropic_sse(raw), complete=False)
+    with pytest.raises(anthropic.APIError):
+        await client(proxy_url).messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+
+
+async def test_a_cut_before_the_first_byte_is_an_http_error(
+        upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
+    upstream.scenario = Stream([b": nothing yet\n\n"], cut_after=1)
+    status, _, body = await post(proxy_url, {**BODY, "stream": True})
+    assert status == 502 and body["type"] == "error"
+
+
+async def test_unreachable_upstream_is_502(start_proxy: Any) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connection refused
+        url = await start_proxy(upstream_url=f"http://127.0.0.1:{port}/v1")
+        status, _, body = await post(url, BODY)
+    assert status == 502 and body["error"]["type"] == "api_error"
+
+
+async def test_a_silent_upstream_is_504(upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
+    url = await start_proxy(upstream_url=upstream.base_url, read_timeout=0.3)  # type: ignore[attr-defined]
+    upstream.scenario = Stream([b": hello\n\n"], hang_after=True)
+    status, _, body = await post(url, BODY)
+    assert status == 504 and body["error"]["type"] == "timeout_error"
+
+
+async def test_client_disconnect_closes_the_upstream_request(
+        upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
+    upstream.scenario = Stream(text_stream(["first"], with_done=False)[:2], hang_after=True)
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(proxy_url + "/v1/messages", json={**BODY, "stream": True})
+        await response.content.readuntil(b"message_start")
+        response.close()  # the client goes away mid-stream
+    await asyncio.wait_for(upstream.client_gone.wait(), timeout=1.0)
+    assert upstream.disconnects == 1
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    (b"{not json", None),
+    (b"[1, 2]", None),
+    ({"max_tokens": 5, "messages": HELLO}, "model"),
+    ({"model": "m", "messages": HELLO}, "max_tokens"),
+    ({"model": "m", "max_tokens": "5", "messages": HELLO}, "max_tokens"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "bot", "content": "x"}]},
+     "messages.0.role"),
+])
+async def test_bad_requests_are_400_naming_the_field(proxy_url: str, body: Any,
+                                                     param: str | None) -> None:
+    status, headers, answer = await post(proxy_url, body)
+    assert status == 400
+    assert answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
+    if param:
+        assert answer["error"]["message"].startswith(param)
+    assert headers["x-should-retry"] == "false"
+
+
+async def test_too_large_is_413(upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
+    url = await start_proxy(upstream_url=upstream.base_url, max_body_bytes=1000)  # type: ignore[attr-defined]
+    big = {**BODY, "messages": [{"role": "user", "content": "x" * 5000}]}
+    status, _, answer = await post(url, big)
+    assert status == 413 and answer["error"]["type"] == "request_too_large"
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        await client(url).messages.create(model="m", max_tokens=5, messages=big["messages"])  # type: ignore[arg-type]
+    assert caught.value.status_code == 413
+
+
+async def test_no_upstream_configured(start_proxy: Any) -> None:
+    url = await start_proxy()
+    status, _, answer = await post(url, BODY)
+    assert status == 503 and "--upstream" in answer["error"]["message"]
+
+
+async def test_unknown_paths_answer_at_once(proxy_url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.head(proxy_url + "/") as response:
+            assert response.status == 200
+        async with session.head(proxy_url + "/api/hello") as response:
+            assert response.status == 404
+        async with session.get(proxy_url + "/v1/nope",
+                               headers={"anthropic-version": "2023-06-01"}) as response:
+            assert response.status == 404
+            assert (await response.json())["error"]["type"] == "not_found_error"
+        async with session.get(proxy_url + "/v1/messages") as response:
+            assert response.status == 405
+            assert (await response.json())["type"] == "error"
+        async with session.get(proxy_url + "/health") as response:
+            assert (await response.json())["status"] == "ok"
