@@ -43,6 +43,8 @@ class SSEDecoder:
         if not self._started:
             chunk = self._strip_bom(chunk)
         buf = self._partial + chunk if self._partial else chunk
+        if b"\r" not in buf and not self._data and self._event is None:
+            return self._feed_lf_frames(buf)
         lines = buf.splitlines(keepends=True)
         last = lines[-1] if lines else b""
         if last and last[-1:] not in (b"\n", b"\r"):
@@ -54,6 +56,21 @@ class SSEDecoder:
         events: list[SSEEvent] = []
         for line in lines:
             self._take_line(line.rstrip(b"\r\n"), events)
+        return events
+
+    def _feed_lf_frames(self, buf: bytes) -> list[SSEEvent]:
+        """The fast path for the common LF-only stream: split whole frames at once and
+        keep the unfinished tail raw, since nothing in it can dispatch yet."""
+        frames = buf.split(b"\n\n")
+        self._partial = frames.pop()
+        events: list[SSEEvent] = []
+        for frame in frames:
+            if frame[:6] == b"data: " and b"\n" not in frame:
+                events.append(SSEEvent(None, frame[6:].decode("utf-8", "replace")))
+            elif frame:
+                for line in frame.split(b"\n"):
+                    self._take_line(line, events)
+                self._take_line(b"", events)
         return events
 
     @property

@@ -63,6 +63,10 @@ HI = {"role": "user", "content": "Hi"}
     ({"tools": [TOOL], "tool_choice": {"type": "sometimes"}}, "tool_choice.type"),
     ({"tools": [TOOL], "tool_choice": {"type": "tool"}}, "tool_choice.name"),
     ({"system": 42}, "system"),
+    # proxy bugs: both currently escape as TypeError (a 500), not a 400
+    ({"thinking": {"type": "enabled", "budget_tokens": "8000"}}, "thinking.budget_tokens"),
+    ({"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": 5}]}]},
+     "messages.0.content.0.thinking"),
     ({"system": [{"type": "text"}]}, "system.0"),
     ({"stream": "yes"}, "stream"),
     ({"temperature": "hot"}, "temperature"),

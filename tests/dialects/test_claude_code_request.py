@@ -11,7 +11,7 @@ import pytest
 
 from proxy.canonical import Request
 from proxy.dialects.anthropic.request_parse import parse_request
-from proxy.dialects.openai.request_render import RenderOptions, Rendered, render_request
+from proxy.dialects.openai.request_render import Rendered, RenderOptions, render_request
 from proxy.tokens import estimate_input_tokens
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "claude_code" / "main_loop_request.json"

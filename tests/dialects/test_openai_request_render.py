@@ -20,7 +20,7 @@ from proxy.canonical import (
     ToolResultPart,
     ToolUsePart,
 )
-from proxy.dialects.openai.request_render import RenderOptions, Rendered, render_request
+from proxy.dialects.openai.request_render import Rendered, RenderOptions, render_request
 
 LONG = "mcp__some_long_server_name__some_really_long_tool_name_for_testing_limits"
 WEATHER = Tool("get_weather", "Weather for a city", {
@@ -97,6 +97,18 @@ def test_images_in_tool_result_move_to_following_user_message() -> None:
     label, picture = follow["content"]
     assert label["type"] == "text" and "c1" in label["text"]
     assert picture == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}}
+
+
+def test_pdf_in_tool_result_moves_to_following_user_message() -> None:
+    # Claude Code's Read tool answers a .pdf with a document block inside the tool_result.
+    # proxy bug: today the PDF is dropped silently and the tool message is "".
+    pdf = DocumentPart(media_type="application/pdf", data="JVBER")
+    out = msgs(assistant(ToolUsePart("c1", "Read", {"file_path": "/spec.pdf"})),
+               user(ToolResultPart("c1", (pdf,))))
+    assert [m["role"] for m in out] == ["assistant", "tool", "user"]
+    assert out[1]["tool_call_id"] == "c1"
+    assert {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBER",
+                                     "filename": "document.pdf"}} in out[2]["content"]
 
 
 def test_images_base64_and_url() -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from proxy.canonical import (
     BlockStart,
-    Collector,
     CollectedMessage,
+    Collector,
     MessageDelta,
     ToolArgsDelta,
 )

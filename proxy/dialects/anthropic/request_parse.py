@@ -125,7 +125,10 @@ def _block(block: Any, path: str, dropped: list[str]) -> Part | None:
         text = required(block, "text", str, path)
         return TextPart(text) if text else None
     if kind == "image":
-        return _image(required(block, "source", dict, path), f"{path}.source")
+        image = _image(required(block, "source", dict, path), f"{path}.source")
+        if image is None:
+            dropped.append(f"{path}:image(file)")
+        return image
     if kind == "document":
         return _document(block, path)
     if kind == "tool_use":
@@ -134,7 +137,8 @@ def _block(block: Any, path: str, dropped: list[str]) -> Part | None:
     if kind == "tool_result":
         return _tool_result(block, path, dropped)
     if kind == "thinking":
-        return ThinkingPart(block.get("thinking") or "", block.get("signature") or "")
+        return ThinkingPart(optional(block, "thinking", str, path) or "",
+                            optional(block, "signature", str, path) or "")
     if kind == "tool_reference":
         # Tool search's "this tool is now loaded" marker: plain text to anyone else.
         return TextPart(f"Tool loaded: {block.get('tool_name', '')}")
@@ -142,13 +146,15 @@ def _block(block: Any, path: str, dropped: list[str]) -> Part | None:
     return None
 
 
-def _image(source: dict[str, Any], path: str) -> ImagePart:
+def _image(source: dict[str, Any], path: str) -> ImagePart | None:
     kind = source.get("type")
     if kind == "base64":
         return ImagePart(media_type=required(source, "media_type", str, path),
                          data=required(source, "data", str, path))
     if kind == "url":
         return ImagePart(url=required(source, "url", str, path))
+    if kind == "file":
+        return None  # an Anthropic Files API id means nothing to another upstream
     raise InvalidRequest(f"{path}.type: image sources must be base64 or url.",
                          param=f"{path}.type")
 
@@ -221,7 +227,7 @@ def _reasoning_effort(thinking: dict[str, Any] | None, output_config: dict[str, 
     if isinstance(effort, str) and effort in _EFFORTS:
         return _EFFORTS[effort]
     if kind == "enabled":
-        budget = (thinking or {}).get("budget_tokens") or 0
+        budget = optional(thinking or {}, "budget_tokens", int, "thinking") or 0
         return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
     return None
 

@@ -30,27 +30,34 @@ from proxy.dialects.anthropic.responses import error_type
 from proxy.sse import encode_event
 
 PING = encode_event(b"ping", b'{"type":"ping"}')
+_END = b"}}\n\n"
 _dumps = orjson.dumps
 
 
 class AnthropicStreamEncoder:
-    __slots__ = ("_next", "_open")
+    __slots__ = ("_delta_head", "_next", "_open")
 
     def __init__(self) -> None:
         self._next = 0  # the index the next block must have
         self._open = -1
+        self._delta_head = b""  # the frame's bytes up to the delta type, for the open block
 
     def encode(self, events: list[Event]) -> bytes:
         return b"".join([self._frame(event) for event in events])
 
     def _frame(self, event: Event) -> bytes:
-        if isinstance(event, TextDelta):
-            return self._delta(event.index, {"type": "text_delta", "text": event.text})
-        if isinstance(event, ToolArgsDelta):
-            return self._delta(event.index, {"type": "input_json_delta",
-                                             "partial_json": event.partial_json})
-        if isinstance(event, ThinkingDelta):
-            return self._delta(event.index, {"type": "thinking_delta", "thinking": event.text})
+        # The three deltas are nearly every frame: built from bytes, no dict, no dumps of
+        # the envelope (the design card's "SSE frames built from bytes").
+        kind = type(event)
+        if kind is TextDelta or kind is ThinkingDelta or kind is ToolArgsDelta:
+            if event.index != self._open:  # type: ignore[union-attr]
+                self._check_open(event.index)  # type: ignore[union-attr]
+            if kind is TextDelta:
+                return self._delta_head + b'text_delta","text":' + _dumps(event.text) + _END  # type: ignore[union-attr]
+            if kind is ToolArgsDelta:
+                return (self._delta_head + b'input_json_delta","partial_json":'
+                        + _dumps(event.partial_json) + _END)  # type: ignore[union-attr]
+            return self._delta_head + b'thinking_delta","thinking":' + _dumps(event.text) + _END  # type: ignore[union-attr]
         if isinstance(event, SignatureDelta):
             return self._delta(event.index, {"type": "signature_delta",
                                              "signature": event.signature})
@@ -81,6 +88,8 @@ class AnthropicStreamEncoder:
             raise AssertionError(f"block {event.index} started out of order")
         self._open = event.index
         self._next += 1
+        self._delta_head = (b'event: content_block_delta\ndata: {"type":"content_block_delta",'
+                            b'"index":%d,"delta":{"type":"' % event.index)
         block: dict[str, Any]
         if event.kind == "tool_use":
             block = {"type": "tool_use", "id": event.tool_id, "name": event.tool_name, "input": {}}

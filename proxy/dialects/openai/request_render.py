@@ -48,8 +48,8 @@ class Rendered:
 
 
 def render_request(request: Request, options: RenderOptions) -> Rendered:
-    names = _short_names(request.tools)
-    body: dict[str, Any] = {"model": options.model, "messages": _messages(request, options, names)}
+    sent_names = {t.name for t in request.tools}
+    body: dict[str, Any] = {"model": options.model, "messages": _messages(request, options)}
     if request.max_tokens is not None:
         cap = options.max_tokens_cap
         body[options.max_tokens_field] = min(request.max_tokens, cap) if cap else request.max_tokens
@@ -60,9 +60,11 @@ def render_request(request: Request, options: RenderOptions) -> Rendered:
     if request.stop_sequences:
         body["stop"] = list(request.stop_sequences)
     if request.tools:
-        body["tools"] = [_tool(t, names) for t in request.tools]
-        if request.tool_choice is not None:
-            body["tool_choice"] = _tool_choice(request.tool_choice, names)
+        body["tools"] = [_tool(t) for t in request.tools]
+        choice = request.tool_choice
+        # A choice naming a tool we did not forward (a server tool) would name nothing.
+        if choice is not None and (choice.type != "tool" or choice.name in sent_names):
+            body["tool_choice"] = _tool_choice(choice)
         if request.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = request.parallel_tool_calls
     if request.reasoning_effort and options.send_reasoning_effort:
@@ -74,16 +76,17 @@ def render_request(request: Request, options: RenderOptions) -> Rendered:
         body["user"] = _user(request.user_id)
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
-    return Rendered(body, {short: full for full, short in names.items() if short != full})
+    restore = {upstream_tool_name(name): name for name in sent_names if len(name) > MAX_TOOL_NAME}
+    return Rendered(body, restore)
 
 
-def _messages(request: Request, options: RenderOptions, names: dict[str, str]) -> list[Any]:
+def _messages(request: Request, options: RenderOptions) -> list[Any]:
     out: list[dict[str, Any]] = []
     if request.system:
         out.append({"role": "system", "content": "\n\n".join(request.system)})
     for message in request.messages:
         if message.role == "assistant":
-            turn = _assistant(message, options, names)
+            turn = _assistant(message, options)
             if turn["content"] is not None or "tool_calls" in turn:
                 out.append(turn)  # a turn of thinking alone says nothing upstream
         elif message.role == "system":
@@ -95,10 +98,10 @@ def _messages(request: Request, options: RenderOptions, names: dict[str, str]) -
     return out
 
 
-def _assistant(message: Message, options: RenderOptions, names: dict[str, str]) -> dict[str, Any]:
+def _assistant(message: Message, options: RenderOptions) -> dict[str, Any]:
     texts = [p.text for p in message.parts if isinstance(p, TextPart)]
     calls = [{"id": p.id, "type": "function", "function": {
-        "name": names.get(p.name, p.name), "arguments": orjson.dumps(p.input).decode()}}
+        "name": upstream_tool_name(p.name), "arguments": orjson.dumps(p.input).decode()}}
         for p in message.parts if isinstance(p, ToolUsePart)]
     out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if calls:
@@ -123,11 +126,15 @@ def _user_turn(parts: tuple[Part, ...]) -> list[dict[str, Any]]:
                 text = f"Error: {text}"
             tool_messages.append({"role": "tool", "tool_call_id": part.tool_use_id,
                                   "content": text})
-            images = [p for p in part.content if isinstance(p, ImagePart)]
-            if images:
-                label = f"[images from tool result {part.tool_use_id}]"
+            attached = [p for p in part.content if isinstance(p, ImagePart)
+                        or (isinstance(p, DocumentPart) and p.text is None)]
+            if attached:
+                if not text:
+                    tool_messages[-1]["content"] = "[attached in the next message]"
+                label = f"[attachments from tool result {part.tool_use_id}]"
                 rest.append({"type": "text", "text": label})
-                rest.extend(_image(p) for p in images)
+                rest.extend(_image(p) if isinstance(p, ImagePart) else _document(p)
+                            for p in attached)
         elif isinstance(part, TextPart):
             rest.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
@@ -169,23 +176,25 @@ def _document(part: DocumentPart) -> dict[str, Any]:
     return {"type": "text", "text": f"{heading}{part.text or ''}"}
 
 
-def _tool(tool: Tool, names: dict[str, str]) -> dict[str, Any]:
+def _tool(tool: Tool) -> dict[str, Any]:
     # "$schema" is noise to a function schema, and some servers reject it.
     schema = {k: v for k, v in tool.input_schema.items() if k != "$schema"}
-    function: dict[str, Any] = {"name": names.get(tool.name, tool.name), "parameters": schema}
+    function: dict[str, Any] = {"name": upstream_tool_name(tool.name), "parameters": schema}
     if tool.description:
         function["description"] = tool.description
     return {"type": "function", "function": function}
 
 
-def _tool_choice(choice: ToolChoice, names: dict[str, str]) -> Any:
+def _tool_choice(choice: ToolChoice) -> Any:
     if choice.type == "tool" and choice.name:
-        return {"type": "function", "function": {"name": names.get(choice.name, choice.name)}}
+        return {"type": "function", "function": {"name": upstream_tool_name(choice.name)}}
     return {"auto": "auto", "any": "required", "none": "none"}.get(choice.type, "auto")
 
 
-def _short_names(tools: tuple[Tool, ...]) -> dict[str, str]:
-    return {t.name: shorten_tool_name(t.name) for t in tools if len(t.name) > MAX_TOOL_NAME}
+def upstream_tool_name(name: str) -> str:
+    """The name as the upstream sees it: itself, or shortened when over 64 characters
+    (also in history, so a call to a tool that is gone still has a name the upstream takes)."""
+    return name if len(name) <= MAX_TOOL_NAME else shorten_tool_name(name)
 
 
 def shorten_tool_name(name: str) -> str:

@@ -160,17 +160,28 @@ class OpenAIStreamDecoder:
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
-            self._route(_Item("thinking", reasoning))
+            self._text("thinking", reasoning)
         content = delta.get("content")
         if content and isinstance(content, str):
-            self._route(_Item("text", content))
+            self._text("text", content)
         refusal = delta.get("refusal")
         if refusal and isinstance(refusal, str):
-            self._route(_Item("text", refusal))
-        for call in delta.get("tool_calls") or ():
-            self._take_tool_call(call)
+            self._text("text", refusal)
+        calls = delta.get("tool_calls")
+        if calls:
+            for call in calls:
+                self._take_tool_call(call)
         if choice.get("finish_reason"):
             self._finish_reason = choice["finish_reason"]
+
+    def _text(self, kind: str, text: str) -> None:
+        open_ = self._open
+        if open_ is not None and open_.kind == kind:  # the hot path: more of the same
+            self._output_chars += len(text)
+            delta = TextDelta if kind == "text" else ThinkingDelta
+            self._out.append(delta(self._open_index, text))
+            return
+        self._route(_Item(kind, text))
 
     def _take_tool_call(self, piece: dict[str, Any]) -> None:
         key = self._call_key(piece)
