@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     # handler_cancellation: a client that disconnects cancels its handler, which closes
     # the upstream request at once instead of at the next write.
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                access_log=None, handler_cancellation=True, print=None)
+                access_log=None, handler_cancellation=True, print=None, loop=_event_loop())
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when it is installed (it is a dependency on Linux and macOS): it roughly
+    halves the event loop's share of each streamed chunk; the stdlib loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _announce(settings: Settings) -> None:

@@ -21,6 +21,9 @@ class SSEEvent(NamedTuple):
     data: str
 
 
+_new_event = tuple.__new__  # a NamedTuple without its Python-level __new__: hot path
+
+
 class SSEDecoder:
     """Incremental decoder: ``feed(chunk)`` returns the events completed by that chunk."""
 
@@ -62,12 +65,16 @@ class SSEDecoder:
         """The fast path for the common LF-only stream: split whole frames at once and
         keep the unfinished tail raw, since nothing in it can dispatch yet."""
         frames = buf.split(b"\n\n")
-        self._partial = frames.pop()
+        partial = self._partial = frames.pop()
+        # Two LFs a frame means every frame is a single line; if each is a data line, the
+        # events are those lines (the usual OpenAI stream), built without a per-line loop.
+        if buf.count(b"\n") - partial.count(b"\n") == 2 * len(frames):
+            data = [f[6:].decode("utf-8", "replace") for f in frames if f.startswith(b"data: ")]
+            if len(data) == len(frames):
+                return [_new_event(SSEEvent, (None, d)) for d in data]
         events: list[SSEEvent] = []
         for frame in frames:
-            if frame[:6] == b"data: " and b"\n" not in frame:
-                events.append(SSEEvent(None, frame[6:].decode("utf-8", "replace")))
-            elif frame:
+            if frame:
                 for line in frame.split(b"\n"):
                     self._take_line(line, events)
                 self._take_line(b"", events)

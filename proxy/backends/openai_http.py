@@ -57,8 +57,23 @@ class OpenAIBackend:
                                           timeout=self._timeout) as response:
                 if response.status >= 400:
                     raise await _status_error(response)
-                async for batch in _events(response, decoder):
-                    yield batch
+                if response.content_type == "application/json":  # stream=true was ignored
+                    yield decoder.feed_completion(_json_object(await response.read()))
+                    return
+                sse = SSEDecoder()
+                # One loop, no nested generator: this runs once per upstream read.
+                async for chunk in response.content.iter_any():
+                    events = decoder.feed(sse.feed(chunk))
+                    if events:
+                        yield events
+                    if decoder.done:
+                        await _read_tail(response)
+                        return
+                    if decoder.failed:
+                        break
+                tail = decoder.finish(truncated=sse.truncated)
+                if tail:
+                    yield tail
         except UpstreamError:
             raise
         except TimeoutError:
@@ -91,26 +106,6 @@ class OpenAIBackend:
         if not client_key or client_key == self._settings.proxy_api_key:
             return None
         return client_key
-
-
-async def _events(response: aiohttp.ClientResponse,
-                  decoder: OpenAIStreamDecoder) -> AsyncIterator[list[Event]]:
-    if response.content_type == "application/json":  # an upstream that ignored stream=true
-        yield decoder.feed_completion(_json_object(await response.read()))
-        return
-    sse = SSEDecoder()
-    async for chunk in response.content.iter_any():
-        events = decoder.feed(sse.feed(chunk))
-        if events:
-            yield events
-        if decoder.done:
-            await _read_tail(response)
-            return
-        if decoder.failed:
-            break
-    tail = decoder.finish(truncated=sse.truncated)
-    if tail:
-        yield tail
 
 
 async def _read_tail(response: aiohttp.ClientResponse) -> None:

@@ -100,7 +100,9 @@ class OpenAIStreamDecoder:
                 if event.data == "[DONE]":
                     self._end()
                     break
-                self._take_chunk(_parse(event.data))
+                chunk = _parse(event.data)
+                if not self._more_text(chunk):
+                    self._take_chunk(chunk)
         except UpstreamError as exc:
             if not self._out:
                 raise
@@ -136,6 +138,29 @@ class OpenAIStreamDecoder:
         return out
 
     # ------------------------------------------------------------------ chunks
+
+    def _more_text(self, chunk: dict[str, Any]) -> bool:
+        """The hot path, nearly every chunk of a long answer: one choice whose delta is only
+        more text for the open text block. Anything else takes the general path."""
+        open_ = self._open
+        if open_ is None or open_.kind != "text" or chunk.get("usage") or chunk.get("error"):
+            return False
+        choices = chunk.get("choices")
+        if not choices or len(choices) != 1:
+            return False
+        choice = choices[0]
+        delta = choice.get("delta")
+        if not delta or choice.get("finish_reason"):
+            return False
+        content = delta.get("content")
+        if type(content) is not str or (
+                delta.get("tool_calls") or delta.get("reasoning_content")
+                or delta.get("reasoning") or delta.get("refusal")):
+            return False
+        if content:
+            self._output_chars += len(content)
+            self._out.append(TextDelta(self._open_index, content))
+        return True
 
     def _take_chunk(self, chunk: dict[str, Any]) -> None:
         error = chunk.get("error")
