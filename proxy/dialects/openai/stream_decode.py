@@ -86,6 +86,11 @@ class OpenAIStreamDecoder:
     # ------------------------------------------------------------------ public
 
     @property
+    def finishing(self) -> bool:
+        """The model said it finished; only usage and [DONE] may still come."""
+        return self._finish_reason is not None and not self.done
+
+    @property
     def failed(self) -> bool:
         """An error frame (or a broken one) came; ``finish()`` raises it."""
         return self._error is not None
