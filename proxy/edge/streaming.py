@@ -17,7 +17,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from proxy.canonical import CollectedMessage, Collector, Event, MessageDelta, MessageStop
+from proxy.canonical import CollectedMessage, Collector, Event, MessageDelta, MessageStop, coalesce
 from proxy.errors import ProxyError, UpstreamProtocolError
 from proxy.keys import REQUEST_ID_KEY, STARTED_KEY, STOP_REASON_KEY, TTFB_MS_KEY, USAGE_KEY
 
@@ -31,26 +31,35 @@ class StreamEncoder(Protocol):
 
 
 class Pinger:
-    """Writes a keep-alive after ``interval`` seconds without a write; wakes once per gap."""
+    """Writes a keep-alive after ``interval`` seconds without a write. A timer, not a task:
+    it costs nothing per event (writes only stamp ``last_write``) and little per stream."""
 
     def __init__(self, response: web.StreamResponse, ping: bytes, interval: float) -> None:
         self.last_write = time.monotonic()
         self._response, self._ping, self._interval = response, ping, interval
-        self._task = asyncio.create_task(self._run(), name="sse-keepalive")
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(interval, self._due)
+        self._sending: asyncio.Task[None] | None = None
 
-    async def _run(self) -> None:
-        while True:
-            idle = time.monotonic() - self.last_write
-            if idle < self._interval:
-                await asyncio.sleep(self._interval - idle)
-                continue
+    def _due(self) -> None:
+        idle = time.monotonic() - self.last_write
+        if idle >= self._interval and self._sending is None:
+            self._sending = self._loop.create_task(self._send(), name="sse-keepalive")
+            idle = 0.0
+        self._timer = self._loop.call_later(self._interval - idle, self._due)
+
+    async def _send(self) -> None:
+        with contextlib.suppress(ConnectionError):
             await self._response.write(self._ping)
-            self.last_write = time.monotonic()
+        self.last_write = time.monotonic()
+        self._sending = None
 
     async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await self._task
+        self._timer.cancel()
+        if self._sending is not None:
+            self._sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sending
 
 
 async def stream_events(request: web.Request, batches: AsyncIterator[list[Event]],
@@ -86,7 +95,7 @@ async def _pump(request: web.Request, response: web.StreamResponse, first: list[
     batch: list[Event] | None = first
     while batch is not None:
         _note(request, batch)
-        await response.write(encoder.encode(batch))
+        await response.write(encoder.encode(coalesce(batch)))
         pinger.last_write = time.monotonic()
         if isinstance(batch[-1], MessageStop):
             await response.write_eof()  # the client is done; the backend may tidy up

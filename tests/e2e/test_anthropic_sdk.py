@@ -70,7 +70,7 @@ async def test_parallel_interleaved_tool_calls(upstream: FakeOpenAIUpstream,
                                                proxy_url: str) -> None:
     upstream.scenario = Stream(tool_calls_stream([
         ("call_a", "get_weather", ['{"ci', 'ty": ', '"Paris"', "}"]),
-        ("call_b", "get_weather", ['{"city"', ': "Tok', 'yo"}'])], interleave=True))
+        ("call_b", "get_weather", ['{"city"', ': "Tok', 'yo"}'])], interleave=True), delay=0.01)  # one read each: the proxy joins what arrives together
     partials: list[str] = []
     async with client(proxy_url).messages.stream(
             model="m", max_tokens=100, messages=HELLO, tools=TOOLS) as stream:  # type: ignore[arg-type]

@@ -156,7 +156,7 @@ async def test_text_answer(claude_bin: str, tmp_path: Path, partial: bool) -> No
     """One streamed text answer: one upstream call (no non-streaming fallback)."""
     pieces = ["Hello ", "from ", "the ", "proxy."]
     extra = ("--include-partial-messages",) if partial else ()
-    async with serve(Stream(text_stream(pieces))) as (upstream, origin):
+    async with serve(Stream(text_stream(pieces), delay=0.02)) as (upstream, origin):  # one read each
         run = await run_claude(claude_bin, origin, tmp_path, "say hi", *extra)
         why = _explain(run, upstream, tmp_path)
         assert run.returncode == 0, why

@@ -148,7 +148,7 @@ class OpenAIStreamDecoder:
         """The hot path, nearly every chunk of a long answer: one choice whose delta is only
         more text for the open text block. Anything else takes the general path."""
         open_ = self._open
-        if open_ is None or open_.kind != "text" or chunk.get("usage") or chunk.get("error"):
+        if open_ is None or open_.kind != "text" or "error" in chunk or chunk.get("usage"):
             return False
         choices = chunk.get("choices")
         if not choices or len(choices) != 1:
@@ -158,9 +158,10 @@ class OpenAIStreamDecoder:
         if not delta or choice.get("finish_reason"):
             return False
         content = delta.get("content")
-        if type(content) is not str or (
-                delta.get("tool_calls") or delta.get("reasoning_content")
-                or delta.get("reasoning") or delta.get("refusal")):
+        if type(content) is not str:
+            return False
+        if len(delta) > 1 and (delta.get("tool_calls") or delta.get("reasoning_content")
+                               or delta.get("reasoning") or delta.get("refusal")):
             return False
         if content:
             self._output_chars += len(content)
