@@ -109,6 +109,7 @@ class Request:
     parallel_tool_calls: bool | None = None
     reasoning_effort: str | None = None  # low | medium | high, when thinking is wanted
     response_schema: dict[str, Any] | None = None  # JSON schema the answer must follow
+    json_object: bool = False  # any JSON object will do (OpenAI's json_object mode)
     user_id: str | None = None
     dropped: tuple[str, ...] = ()  # what the inbound dialect dropped on purpose, for logs
 

@@ -48,16 +48,16 @@ class AnthropicStreamEncoder:
     def _frame(self, event: Event) -> bytes:
         # The three deltas are nearly every frame: built from bytes, no dict, no dumps of
         # the envelope (the design card's "SSE frames built from bytes").
-        kind = type(event)
-        if kind is TextDelta or kind is ThinkingDelta or kind is ToolArgsDelta:
-            if event.index != self._open:  # type: ignore[union-attr]
-                self._check_open(event.index)  # type: ignore[union-attr]
-            if kind is TextDelta:
-                return self._delta_head + b'text_delta","text":' + _dumps(event.text) + _END  # type: ignore[union-attr]
-            if kind is ToolArgsDelta:
-                return (self._delta_head + b'input_json_delta","partial_json":'
-                        + _dumps(event.partial_json) + _END)  # type: ignore[union-attr]
-            return self._delta_head + b'thinking_delta","thinking":' + _dumps(event.text) + _END  # type: ignore[union-attr]
+        if type(event) is TextDelta:
+            self._check_open(event.index)
+            return self._delta_head + b'text_delta","text":' + _dumps(event.text) + _END
+        if type(event) is ToolArgsDelta:
+            self._check_open(event.index)
+            return (self._delta_head + b'input_json_delta","partial_json":'
+                    + _dumps(event.partial_json) + _END)
+        if type(event) is ThinkingDelta:
+            self._check_open(event.index)
+            return self._delta_head + b'thinking_delta","thinking":' + _dumps(event.text) + _END
         if isinstance(event, SignatureDelta):
             return self._delta(event.index, {"type": "signature_delta",
                                              "signature": event.signature})

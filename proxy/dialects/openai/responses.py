@@ -1,4 +1,4 @@
-"""OpenAI-shaped JSON bodies: an error and a model list (protocols.md 2.5, 2.7).
+"""OpenAI-shaped JSON bodies: a completion, an error, a model list (protocols.md 2.3-2.7).
 
 Sans-I/O.
 """
@@ -6,6 +6,10 @@ Sans-I/O.
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
+
+from proxy.canonical import CollectedMessage, Usage
 
 _ERROR_TYPES = {
     "invalid_request": "invalid_request_error",
@@ -22,6 +26,21 @@ _ERROR_CODES = {"not_found": "model_not_found", "rate_limit": "rate_limit_exceed
                 "request_too_large": "request_too_large", "authentication": "invalid_api_key"}
 
 
+FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+                  "tool_use": "tool_calls", "pause_turn": "stop", "refusal": "content_filter",
+                  "model_context_window_exceeded": "length"}
+
+
+def usage_json(usage: Usage) -> dict[str, Any]:
+    """OpenAI counts cached tokens inside prompt_tokens; Anthropic outside input_tokens."""
+    prompt = (usage.input_tokens + usage.cache_read_input_tokens
+              + usage.cache_creation_input_tokens)
+    return {"prompt_tokens": prompt, "completion_tokens": usage.output_tokens,
+            "total_tokens": prompt + usage.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": usage.cache_read_input_tokens,
+                                      "cache_write_tokens": usage.cache_creation_input_tokens}}
+
+
 def error_body(kind: str, message: str, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": _ERROR_TYPES.get(kind, "server_error"),
                       "param": param, "code": _ERROR_CODES.get(kind)}}
@@ -32,3 +51,24 @@ def models_body(models: list[tuple[str, str]]) -> dict[str, Any]:
     return {"object": "list", "data": [
         {"id": model_id, "object": "model", "created": 1735689600, "owned_by": "llm-dialect-proxy"}
         for model_id, _ in models]}
+
+
+def completion_body(message: CollectedMessage, *, completion_id: str,
+                    created: int) -> dict[str, Any]:
+    """A collected message as one ``chat.completion`` (protocols.md 2.3)."""
+    text = "".join(b.text for b in message.blocks if b.kind == "text")
+    thinking = "".join(b.text for b in message.blocks if b.kind == "thinking")
+    calls = [{"id": b.tool_id, "type": "function",
+              "function": {"name": b.tool_name, "arguments": orjson.dumps(b.tool_input).decode()}}
+             for b in message.blocks if b.kind == "tool_use"]
+    reply: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
+    if thinking:
+        reply["reasoning_content"] = thinking
+    if calls:
+        reply["tool_calls"] = calls
+    reason = FINISH_REASONS.get(message.stop_reason or "end_turn", "stop")
+    return {"id": completion_id, "object": "chat.completion", "created": created,
+            "model": message.model,
+            "choices": [{"index": 0, "message": reply, "logprobs": None,
+                         "finish_reason": reason}],
+            "usage": usage_json(message.usage)}

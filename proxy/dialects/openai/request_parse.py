@@ -1,0 +1,308 @@
+"""OpenAI Chat Completions request body -> canonical Request (protocols.md 4.2).
+
+Sans-I/O. What an Anthropic upstream cannot honour and dropping would change the answer
+(``n`` > 1, ``logprobs``, audio in or out, custom tools, web search) is a 400 naming the
+field; what only tunes sampling or storage (``seed``, penalties, ``logit_bias``, ``store``,
+``service_tier``, ``prediction``…) is dropped and listed in ``Request.dropped``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from proxy.canonical import (
+    DocumentPart,
+    ImagePart,
+    Message,
+    Part,
+    Request,
+    TextPart,
+    Tool,
+    ToolChoice,
+    ToolResultPart,
+    ToolUsePart,
+)
+from proxy.dialects.fields import optional, optional_number, required, wrong_type
+from proxy.errors import InvalidRequest
+
+_READ = frozenset({
+    "model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature",
+    "top_p", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+    "reasoning_effort", "user", "safety_identifier", "stream", "stream_options", "n",
+    "logprobs", "top_logprobs", "modalities", "audio", "web_search_options", "functions",
+    "function_call",
+})
+_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
+            "xhigh": "high", "max": "high"}
+_DATA_URL = re.compile(r"data:([\w.+/-]+);base64,(.*)", re.S)
+
+
+def parse_request(body: dict[str, Any], *, default_model: str = "") -> Request:
+    _refuse_what_cannot_be_honoured(body)
+    model = optional(body, "model", str) or default_model
+    if not model:
+        raise InvalidRequest("model: field required (and no default MODEL is set).",
+                             param="model")
+    system, messages = _messages(required(body, "messages", list))
+    tools = _tools(body)
+    choice, parallel = _tool_choice(body.get("tool_choice") or body.get("function_call"))
+    if body.get("parallel_tool_calls") is False:
+        parallel = False
+    response_format = optional(body, "response_format", dict) or {}
+    return Request(
+        model=model,
+        messages=messages,
+        system=system,
+        max_tokens=_max_tokens(body),
+        stream=bool(optional(body, "stream", bool)),
+        temperature=optional_number(body, "temperature"),
+        top_p=optional_number(body, "top_p"),
+        stop_sequences=_stop(body.get("stop")),
+        tools=tools,
+        tool_choice=choice if tools else None,
+        parallel_tool_calls=parallel if tools else None,
+        reasoning_effort=_effort(body.get("reasoning_effort")),
+        response_schema=_schema(response_format),
+        json_object=response_format.get("type") == "json_object",
+        user_id=optional(body, "user", str) or optional(body, "safety_identifier", str),
+        dropped=tuple(sorted(k for k in body if k not in _READ)),
+    )
+
+
+def wants_usage(body: dict[str, Any]) -> bool:
+    """Whether a streaming client asked for the final usage chunk."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def _refuse_what_cannot_be_honoured(body: dict[str, Any]) -> None:
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise InvalidRequest("n: only one choice per request is supported by this backend.",
+                             param="n")
+    for name in ("logprobs", "top_logprobs", "web_search_options", "audio"):
+        if body.get(name):
+            raise InvalidRequest(f"{name}: not supported by this backend.", param=name)
+    if "audio" in (body.get("modalities") or ()):
+        raise InvalidRequest("modalities: audio output is not supported by this backend.",
+                             param="modalities")
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = optional(body, name, int)
+        if value is not None:
+            if value < 1:
+                raise InvalidRequest(f"{name}: must be at least 1.", param=name)
+            return int(value)
+    return None
+
+
+def _messages(items: list[Any]) -> tuple[tuple[str, ...], tuple[Message, ...]]:
+    """Leading system/developer messages become the system prompt; later ones stay in
+    place as system messages; consecutive tool messages fold into one user turn."""
+    system: list[str] = []
+    messages: list[Message] = []
+    for i, item in enumerate(items):
+        path = f"messages.{i}"
+        if not isinstance(item, dict):
+            raise wrong_type(path, "an object", item)
+        role = required(item, "role", str, path)
+        if role in ("system", "developer"):
+            text = _text_only(item.get("content"), f"{path}.content")
+            if text and not messages:
+                system.append(text)
+            elif text:
+                messages.append(Message("system", (TextPart(text),)))
+        elif role == "user":
+            _append(messages, "user", _user_parts(item.get("content"), f"{path}.content"))
+        elif role == "assistant":
+            _append(messages, "assistant", _assistant_parts(item, path))
+        elif role in ("tool", "function"):
+            _append(messages, "user", (_tool_result(item, path),))
+        else:
+            raise InvalidRequest(f"{path}.role: unknown role {role!r}.", param=f"{path}.role")
+    return tuple(system), tuple(messages)
+
+
+def _append(messages: list[Message], role: str, parts: tuple[Part, ...]) -> None:
+    if not parts:
+        return
+    if messages and messages[-1].role == role == "user":
+        # Tool results and the user text after them are one Anthropic turn.
+        messages[-1] = Message("user", messages[-1].parts + parts)
+    else:
+        messages.append(Message(role, parts))  # type: ignore[arg-type]
+
+
+def _text_only(content: Any, path: str) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, list):
+        raise wrong_type(path, "a string or an array of text parts", content)
+    return "\n\n".join(str(p.get("text", "")) for p in content
+                       if isinstance(p, dict) and p.get("type") in ("text", "refusal"))
+
+
+def _user_parts(content: Any, path: str) -> tuple[Part, ...]:
+    if content is None or isinstance(content, str):
+        return (TextPart(content),) if content else ()
+    if not isinstance(content, list):
+        raise wrong_type(path, "a string or an array of content parts", content)
+    parts: list[Part] = []
+    for i, part in enumerate(content):
+        where = f"{path}.{i}"
+        if not isinstance(part, dict):
+            raise wrong_type(where, "a content part object", part)
+        kind = required(part, "type", str, where)
+        if kind == "text":
+            text = required(part, "text", str, where)
+            if text:
+                parts.append(TextPart(text))
+        elif kind == "image_url":
+            parts.append(_image(required(part, "image_url", dict, where), f"{where}.image_url"))
+        elif kind == "file":
+            parts.append(_file(required(part, "file", dict, where), f"{where}.file"))
+        else:
+            raise InvalidRequest(f"{where}.type: {kind!r} parts are not supported by this "
+                                 "backend.", param=f"{where}.type")
+    return tuple(parts)
+
+
+def _image(image: dict[str, Any], path: str) -> ImagePart:
+    url = required(image, "url", str, path)
+    match = _DATA_URL.match(url)
+    if match:
+        media_type = match.group(1)
+        if media_type not in ("image/jpeg", "image/png", "image/gif", "image/webp"):
+            raise InvalidRequest(f"{path}.url: image type {media_type} is not supported "
+                                 "(jpeg, png, gif, webp are).", param=f"{path}.url")
+        return ImagePart(media_type=media_type, data=match.group(2))
+    if url.startswith(("http://", "https://")):
+        return ImagePart(url=url)
+    raise InvalidRequest(f"{path}.url: expected a data: URL or an http(s) URL.",
+                         param=f"{path}.url")
+
+
+def _file(file: dict[str, Any], path: str) -> DocumentPart:
+    data = optional(file, "file_data", str, path)
+    match = _DATA_URL.match(data or "")
+    if not match:
+        raise InvalidRequest(f"{path}: only inline file_data (a base64 data: URL) is "
+                             "supported, not file_id.", param=path)
+    return DocumentPart(media_type=match.group(1), data=match.group(2),
+                        title=optional(file, "filename", str, path))
+
+
+def _assistant_parts(item: dict[str, Any], path: str) -> tuple[Part, ...]:
+    parts: list[Part] = []
+    text = _text_only(item.get("content"), f"{path}.content") or item.get("refusal")
+    if text:
+        parts.append(TextPart(text))
+    calls = item.get("tool_calls") or []
+    if item.get("function_call"):
+        # The deprecated single function call: it has no id; "call_0" pairs it with the
+        # "function" message that answers it.
+        calls = [*calls, {"id": "call_0", "function": item["function_call"]}]
+    for j, call in enumerate(calls):
+        where = f"{path}.tool_calls.{j}"
+        function = required(call, "function", dict, where)
+        parts.append(ToolUsePart(str(call.get("id") or f"call_{j}"),
+                                 required(function, "name", str, f"{where}.function"),
+                                 _arguments(function.get("arguments"))))
+    return tuple(parts)
+
+
+def _arguments(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError):
+        return {"_raw": str(raw)}
+    return value if isinstance(value, dict) else {"_raw": raw}
+
+
+def _tool_result(item: dict[str, Any], path: str) -> ToolResultPart:
+    call_id = item.get("tool_call_id") or ("call_0" if item.get("role") == "function" else None)
+    if not isinstance(call_id, str):
+        raise InvalidRequest(f"{path}.tool_call_id: field required.",
+                             param=f"{path}.tool_call_id")
+    text = _text_only(item.get("content"), f"{path}.content")
+    return ToolResultPart(call_id, (TextPart(text),) if text else ())
+
+
+def _tools(body: dict[str, Any]) -> tuple[Tool, ...]:
+    items = optional(body, "tools", list) or [
+        {"type": "function", "function": f} for f in optional(body, "functions", list) or []]
+    tools = []
+    for i, item in enumerate(items):
+        path = f"tools.{i}"
+        if not isinstance(item, dict):
+            raise wrong_type(path, "a tool object", item)
+        if item.get("type", "function") != "function":
+            raise InvalidRequest(f"{path}.type: only function tools are supported by this "
+                                 "backend.", param=f"{path}.type")
+        function = required(item, "function", dict, path)
+        schema = optional(function, "parameters", dict, f"{path}.function")
+        tools.append(Tool(required(function, "name", str, f"{path}.function"),
+                          optional(function, "description", str, f"{path}.function"),
+                          schema or {"type": "object", "properties": {}}))
+    return tuple(tools)
+
+
+def _tool_choice(value: Any) -> tuple[ToolChoice | None, bool | None]:
+    if value is None:
+        return None, None
+    if isinstance(value, str):
+        kinds = {"auto": "auto", "required": "any", "none": "none"}
+        if value not in kinds:
+            raise InvalidRequest("tool_choice: must be auto, required, none or a named "
+                                 "function.", param="tool_choice")
+        return ToolChoice(kinds[value]), None  # type: ignore[arg-type]
+    if not isinstance(value, dict):
+        raise wrong_type("tool_choice", "a string or an object", value)
+    if value.get("type") == "allowed_tools":
+        mode = (value.get("allowed_tools") or {}).get("mode")
+        return ToolChoice("any" if mode == "required" else "auto"), None
+    function = value.get("function") if "function" in value else value
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(name, str):
+        raise InvalidRequest("tool_choice.function.name: field required.",
+                             param="tool_choice.function.name")
+    return ToolChoice("tool", name), None
+
+
+def _stop(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return tuple(value)
+    raise wrong_type("stop", "a string or an array of strings", value)
+
+
+def _effort(value: Any) -> str | None:
+    if value is None or value == "none":
+        return None
+    if value not in _EFFORTS:
+        raise InvalidRequest("reasoning_effort: must be one of none, minimal, low, medium, "
+                             "high, xhigh, max.", param="reasoning_effort")
+    return _EFFORTS[value]
+
+
+def _schema(response_format: dict[str, Any]) -> dict[str, Any] | None:
+    if response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema") or {}
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict):
+        raise InvalidRequest("response_format.json_schema.schema: field required.",
+                             param="response_format.json_schema.schema")
+    return schema
