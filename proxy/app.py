@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from proxy.backends.anthropic_http import AnthropicBackend
 from proxy.backends.openai_http import OpenAIBackend
 from proxy.config import Settings
 from proxy.edge.middleware import auth, errors, request_context
@@ -39,5 +40,7 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
                                     sock_read=settings.read_timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         app[UPSTREAM_SESSION_KEY] = session
-        app[BACKEND_KEY] = OpenAIBackend(session, settings)
+        # The backend for translated calls; same-dialect calls are relayed (edge/relay.py).
+        backend = AnthropicBackend if settings.anthropic else OpenAIBackend
+        app[BACKEND_KEY] = backend(session, settings)
         yield

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from dotenv import dotenv_values
@@ -21,8 +21,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3578
     upstream_url: str = ""
+    upstream_dialect: str = "openai"
     upstream_api_key: str = ""
     model: str = ""
+    model_override: str = "auto"
     proxy_api_key: str = ""
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
@@ -33,6 +35,11 @@ class Settings:
     upstream_max_tokens_field: str = "max_tokens"
     send_reasoning_effort: bool = True
     replay_reasoning: bool = False
+    default_max_tokens: int = 16384
+    system_prompt: str = ""
+    anthropic_version: str = "2023-06-01"
+    anthropic_beta: str = ""
+    claude_code_headers: bool = False
 
     @property
     def upstream_configured(self) -> bool:
@@ -41,6 +48,20 @@ class Settings:
     @property
     def chat_completions_url(self) -> str:
         return self.upstream_url.rstrip("/") + "/chat/completions"
+
+    @property
+    def anthropic(self) -> bool:
+        return self.upstream_dialect == "anthropic"
+
+    def upstream_model(self, requested: str) -> str:
+        """MODEL replaces the client's model when overriding, else fills in a missing one.
+        ``auto`` overrides for OpenAI-compatible upstreams (Claude Code names Claude models
+        they do not know) and only fills in for Anthropic ones."""
+        override = self.model_override == "true" or (
+            self.model_override == "auto" and not self.anthropic)
+        if self.model and (override or not requested):
+            return self.model
+        return requested
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +74,18 @@ class _Spec:
 SETTINGS = (
     _Spec("host", "--host", "address to listen on"),
     _Spec("port", "--port", "port to listen on"),
-    _Spec("upstream_url", "--upstream", "OpenAI-compatible base URL ending in /v1, as the openai "
-          "SDK takes it (e.g. https://api.deepseek.com/v1)"),
+    _Spec("upstream_url", "--upstream", "upstream base URL as its SDK takes it: OpenAI-compatible "
+          "ending in /v1 (https://api.deepseek.com/v1), Anthropic without it "
+          "(https://api.anthropic.com)"),
+    _Spec("upstream_dialect", "--upstream-dialect", "what the upstream speaks: openai or "
+          "anthropic"),
     _Spec("upstream_api_key", "--api-key", "key sent upstream; unset, the client's own key is "
           "passed through (never the proxy's key)"),
-    _Spec("model", "--model", "upstream model for every request (responses still name the "
-          "model the client asked for); unset, the client's model is sent"),
+    _Spec("model", "--model", "upstream model (answers still name the model the client asked "
+          "for); see MODEL_OVERRIDE"),
+    _Spec("model_override", "--model-override", "true: MODEL replaces every requested model; "
+          "false: MODEL only fills in a missing one; auto: true for openai upstreams, false "
+          "for anthropic ones"),
     _Spec("proxy_api_key", "--proxy-api-key", "key clients must send (x-api-key or Bearer); "
           "unset, the proxy is open"),
     _Spec("connect_timeout", "--connect-timeout", "seconds to connect upstream"),
@@ -74,6 +101,16 @@ SETTINGS = (
           "reasoning_effort (true/false; false for upstreams that reject it)"),
     _Spec("replay_reasoning", "--replay-reasoning", "send earlier thinking back as "
           "reasoning_content (DeepSeek tool loops need it)"),
+    _Spec("default_max_tokens", "--default-max-tokens", "max_tokens for an Anthropic upstream "
+          "when an OpenAI client sets none"),
+    _Spec("system_prompt", "--system-prompt", "system prompt added to requests that have none"),
+    _Spec("anthropic_version", "--anthropic-version", "anthropic-version header sent to an "
+          "Anthropic upstream when the client sends none"),
+    _Spec("anthropic_beta", "--anthropic-beta", "anthropic-beta flags added for an Anthropic "
+          "upstream (comma-separated)"),
+    _Spec("claude_code_headers", "--claude-code-headers", "present requests to an Anthropic "
+          "upstream as Claude Code does (user agent, x-app, betas); may breach the "
+          "provider's terms"),
 )
 
 
@@ -108,9 +145,19 @@ def load_settings(argv: Sequence[str] | None = None,
             raw = environ.get(env, dotenv.get(env))
         if raw is not None:
             values[spec.name] = _convert(raw, str(types[spec.name]), env)
-    if "upstream_url" in values:
-        values["upstream_url"] = normalize_upstream(values["upstream_url"])
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_choices(settings)
+    return replace(settings, upstream_url=normalize_upstream(settings.upstream_url,
+                                                             settings.anthropic))
+
+
+def _check_choices(settings: Settings) -> None:
+    for name, allowed in (("upstream_dialect", ("openai", "anthropic")),
+                          ("model_override", ("auto", "true", "false")),
+                          ("upstream_max_tokens_field", ("max_tokens", "max_completion_tokens"))):
+        if getattr(settings, name) not in allowed:
+            raise SystemExit(f"llm-dialect-proxy: {name.upper()} must be one of "
+                             f"{', '.join(allowed)}, not {getattr(settings, name)!r}.")
 
 
 def _convert(raw: str, kind: str, name: str) -> Any:
@@ -131,10 +178,12 @@ def _bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
-def normalize_upstream(url: str) -> str:
-    """Accept a2o's habit of a full ``…/chat/completions`` URL as well as a base URL."""
+def normalize_upstream(url: str, anthropic: bool = False) -> str:
+    """A base URL as the upstream's SDK takes it, whatever the user pasted: a2o's habit of
+    a full ``…/chat/completions`` URL, or an Anthropic URL with ``/v1`` or ``/v1/messages``."""
     url = url.strip().rstrip("/")
-    for suffix in ("/chat/completions", "/completions"):
+    suffixes = ("/v1/messages", "/v1") if anthropic else ("/chat/completions", "/completions")
+    for suffix in suffixes:
         if url.endswith(suffix):
             return url[: -len(suffix)]
     return url

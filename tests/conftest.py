@@ -11,6 +11,7 @@ from aiohttp import web
 
 from proxy.app import create_app
 from proxy.config import Settings
+from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 ProxyFactory = Callable[..., Awaitable[str]]
@@ -49,3 +50,20 @@ async def proxy_url(upstream: FakeOpenAIUpstream, start_proxy: ProxyFactory) -> 
     """The proxy in front of the fake upstream, sending every request as upstream-model."""
     return await start_proxy(upstream_url=upstream.base_url,  # type: ignore[attr-defined]
                              model="upstream-model")
+
+
+@pytest.fixture
+async def anthropic_upstream() -> AsyncIterator[FakeAnthropicUpstream]:
+    fake = FakeAnthropicUpstream()
+    fake.base_url = await fake.start()  # type: ignore[attr-defined]
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def o2a_url(anthropic_upstream: FakeAnthropicUpstream, start_proxy: ProxyFactory) -> str:
+    """The proxy serving OpenAI clients from the fake Anthropic upstream, base URL + /v1."""
+    url = await start_proxy(upstream_url=anthropic_upstream.base_url,  # type: ignore[attr-defined]
+                            upstream_dialect="anthropic", upstream_api_key="sk-ant-test-key",
+                            model="claude-default")
+    return url + "/v1"

@@ -107,7 +107,7 @@ class OpenAIBackend:
 
     def _render_options(self, request: Request) -> RenderOptions:
         s = self._settings
-        return RenderOptions(model=s.model or request.model,
+        return RenderOptions(model=s.upstream_model(request.model),
                              max_tokens_field=s.upstream_max_tokens_field,
                              max_tokens_cap=s.max_tokens_cap or None,
                              send_reasoning_effort=s.send_reasoning_effort,

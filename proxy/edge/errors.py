@@ -50,7 +50,8 @@ def from_http_exception(exc: web.HTTPException) -> ProxyError:
     """aiohttp's own refusals (unknown path, wrong method, body too large) as ProxyErrors."""
     if exc.status == 404:
         return ProxyError("Not found: this proxy serves /v1/messages, "
-                          "/v1/messages/count_tokens, /v1/models and /health.",
+                          "/v1/messages/count_tokens, /v1/chat/completions (also under "
+                          "/api/v1), /v1/models and /health.",
                           status=404, kind="not_found")
     if exc.status == 405:
         return ProxyError(f"Method not allowed: {exc.reason}.", status=405,

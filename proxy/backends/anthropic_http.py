@@ -1,0 +1,109 @@
+"""An Anthropic Messages HTTP upstream (api.anthropic.com, or a gateway that speaks it).
+
+Renders the canonical request as a streaming ``/v1/messages`` call over the shared
+ClientSession and yields canonical event batches from the Anthropic stream decoder. Also
+the one place that builds Anthropic request headers, for this backend and for the
+same-dialect relay: the key, ``anthropic-version``, ``anthropic-beta``, and the optional
+Claude Code header profile (off by default; see ``CLAUDE_CODE_PROFILE``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+
+from proxy import __version__
+from proxy.backends.base import Call
+from proxy.backends.http_common import (
+    FINISH_GRACE,
+    json_object,
+    next_chunk,
+    read_tail,
+    status_error,
+    upstream_failures,
+    upstream_key,
+)
+from proxy.canonical import Event, Request
+from proxy.config import Settings
+from proxy.dialects.anthropic.request_render import RenderOptions, render_request
+from proxy.dialects.anthropic.stream_decode import AnthropicStreamDecoder
+from proxy.sse import SSEDecoder
+
+# How Claude Code 2.1.330 presents itself (research/claude-code.md 3.2), in one place.
+# Using it may breach the provider's terms; it is off unless CLAUDE_CODE_HEADERS is set.
+CLAUDE_CODE_PROFILE = {
+    "user-agent": "claude-cli/2.1.330 (external, cli)",
+    "x-app": "cli",
+    "anthropic-dangerous-direct-browser-access": "true",
+    "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,"
+                      "context-management-2025-06-27,effort-2025-11-24",
+}
+
+
+def anthropic_headers(settings: Settings, key: str | None,
+                      client_headers: dict[str, str] | None = None) -> dict[str, str]:
+    """Headers for an Anthropic upstream. A client's own ``anthropic-version`` and
+    ``anthropic-beta`` win over the configured ones (the gateway contract: never add or
+    drop a beta behind the client's back); configured betas are added to them."""
+    client_headers = client_headers or {}
+    headers = {"content-type": "application/json", "accept": "application/json",
+               "user-agent": f"llm-dialect-proxy/{__version__}",
+               "anthropic-version": client_headers.get("anthropic-version")
+               or settings.anthropic_version}
+    betas = [client_headers.get("anthropic-beta", ""), settings.anthropic_beta]
+    if settings.claude_code_headers:
+        headers.update(CLAUDE_CODE_PROFILE)
+        betas.append(CLAUDE_CODE_PROFILE["anthropic-beta"])
+    merged = list(dict.fromkeys(b.strip() for part in betas for b in part.split(",")
+                                if b.strip()))
+    if merged:
+        headers["anthropic-beta"] = ",".join(merged)
+    elif "anthropic-beta" in headers:
+        del headers["anthropic-beta"]
+    if key:
+        # Subscription OAuth tokens go as a bearer token; API keys as x-api-key.
+        if key.startswith("sk-ant-oat"):
+            headers["authorization"] = f"Bearer {key}"
+        else:
+            headers["x-api-key"] = key
+    return headers
+
+
+class AnthropicBackend:
+    def __init__(self, session: aiohttp.ClientSession, settings: Settings) -> None:
+        self._session = session
+        self._settings = settings
+        self._url = settings.upstream_url.rstrip("/") + "/v1/messages"
+        self._grace = min(FINISH_GRACE, settings.read_timeout)
+
+    async def stream(self, request: Request, call: Call) -> AsyncIterator[list[Event]]:
+        settings = self._settings
+        body = render_request(request, RenderOptions(
+            model=settings.upstream_model(request.model),
+            default_max_tokens=settings.default_max_tokens))
+        decoder = AnthropicStreamDecoder(message_id=call.message_id, model=call.client_model,
+                                         input_tokens=call.input_tokens)
+        key = upstream_key(settings, call.client_key)
+        with upstream_failures():
+            async with contextlib.AsyncExitStack() as stack:
+                response = await stack.enter_async_context(self._session.post(
+                    self._url, data=orjson.dumps(body), headers=anthropic_headers(settings, key)))
+                if response.status >= 400:
+                    raise await status_error(response, key)
+                if response.content_type == "application/json":  # stream=true was ignored
+                    yield decoder.feed_message(json_object(await response.read()))
+                    return
+                sse, content = SSEDecoder(), response.content
+                while chunk := await next_chunk(content, False, self._grace):
+                    events = decoder.feed(sse.feed(chunk))
+                    if events:
+                        yield events
+                    if decoder.done:
+                        await read_tail(response)
+                        return
+                    if decoder.failed:
+                        break
+                decoder.finish(truncated=sse.truncated)

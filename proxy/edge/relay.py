@@ -1,0 +1,117 @@
+"""The same-dialect fast path: the client's request goes up as it came (the model name
+changed only when it must be), and the upstream's bytes come back as they arrive.
+
+Like Go's ReverseProxy: hop-by-hop headers are dropped both ways, the upstream's status,
+headers and error bodies are kept, every read is written (and so flushed) at once, and a
+client that goes away cancels the handler, which closes the upstream request. Nothing is
+decoded on the way; the access log still learns the usage and stop reason from the first
+and last reads of the body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+
+from proxy.backends.http_common import redact, upstream_failures
+from proxy.keys import REQUEST_ID_KEY, STARTED_KEY, STOP_REASON_KEY, TTFB_MS_KEY, USAGE_KEY
+
+log = logging.getLogger("proxy.relay")
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+})
+# Never relayed as the client sent them: credentials are ours to set, and the body must
+# come back uncompressed to be relayed byte for byte.
+CLIENT_ONLY = frozenset({"authorization", "x-api-key", "accept-encoding"})
+HEAD_BYTES = 4096
+TAIL_READS = 4
+_NUMBERS = {name: re.compile(rb'"' + name.encode() + rb'"\s*:\s*(\d+)') for name in (
+    "input_tokens", "output_tokens", "cache_read_input_tokens", "prompt_tokens",
+    "completion_tokens", "cached_tokens")}
+_STOP = re.compile(rb'"(?:stop_reason|finish_reason)"\s*:\s*"(\w+)"')
+
+
+def forwarded_headers(request: web.Request) -> dict[str, str]:
+    """The client's end-to-end headers (lower-cased), minus what the relay must set."""
+    return {k.lower(): v for k, v in request.headers.items()
+            if k.lower() not in HOP_BY_HOP and k.lower() not in CLIENT_ONLY}
+
+
+async def relay(request: web.Request, session: aiohttp.ClientSession, url: str, body: bytes,
+                headers: dict[str, str], key: str | None,
+                error_frame: Callable[[str, str], bytes]) -> web.StreamResponse:
+    headers = {**headers, "accept-encoding": "identity"}
+    with upstream_failures():
+        async with session.post(url, data=body, headers=headers) as upstream:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for name, value in upstream.headers.items():
+                if name.lower() not in HOP_BY_HOP:
+                    response.headers.add(name, value)
+            if upstream.content_length is not None:
+                response.content_length = upstream.content_length
+            await response.prepare(request)
+            request[TTFB_MS_KEY] = (time.perf_counter() - request[STARTED_KEY]) * 1000
+            await _pump(request, upstream, response, key, error_frame)
+            return response
+
+
+async def _pump(request: web.Request, upstream: aiohttp.ClientResponse,
+                response: web.StreamResponse, key: str | None,
+                error_frame: Callable[[str, str], bytes]) -> None:
+    head, tail = bytearray(), []
+    try:
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+            if len(head) < HEAD_BYTES:
+                head += chunk
+            tail.append(chunk)
+            if len(tail) > TAIL_READS:
+                del tail[0]
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        _note(request, bytes(head), b"".join(tail), upstream.status, key)
+        await _fail(request, upstream, response, error_frame, exc)
+        return
+    _note(request, bytes(head), b"".join(tail), upstream.status, key)
+    await response.write_eof()
+
+
+async def _fail(request: web.Request, upstream: aiohttp.ClientResponse,
+                response: web.StreamResponse, error_frame: Callable[[str, str], bytes],
+                exc: BaseException) -> None:
+    """The upstream broke mid-body. An event stream gets the dialect's error frame; any
+    other body is cut off, so the client sees an incomplete answer, never a whole one."""
+    log.warning("%s: relay broke mid-body: %s", request.get(REQUEST_ID_KEY), exc)
+    request[STOP_REASON_KEY] = "error"
+    if upstream.content_type == "text/event-stream":
+        try:
+            await response.write(error_frame("api_error", "The upstream connection broke."))
+            await response.write_eof()
+        except ConnectionError:
+            pass
+        return
+    if request.transport is not None:
+        request.transport.close()
+
+
+def _note(request: web.Request, head: bytes, tail: bytes, status: int,
+          key: str | None) -> None:
+    """Usage and stop reason for the access line, read off the body's ends."""
+    text = head + tail
+    found = {name: int(m[-1]) for name, rx in _NUMBERS.items() if (m := rx.findall(text))}
+    if found:
+        inputs = found.get("input_tokens", found.get("prompt_tokens", 0))
+        cached = found.get("cache_read_input_tokens", found.get("cached_tokens", 0))
+        outputs = found.get("output_tokens", found.get("completion_tokens", 0))
+        request[USAGE_KEY] = f"in={inputs}+{cached}cached,out={outputs}"
+    stops = _STOP.findall(tail or head)
+    if stops:
+        request[STOP_REASON_KEY] = stops[-1].decode()
+    if status >= 400 or b'"error"' in tail:
+        log.warning("%s: upstream error relayed (HTTP %s): %s", request.get(REQUEST_ID_KEY),
+                    status, redact(tail[-500:].decode("utf-8", "replace"), key))
