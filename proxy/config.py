@@ -8,6 +8,7 @@ and the environment reader are built from, so the three can never disagree.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -40,6 +41,7 @@ class Settings:
     anthropic_version: str = "2023-06-01"
     anthropic_beta: str = ""
     claude_code_headers: bool = False
+    claude_code_profile: str = ""  # JSON object of headers over the built-in profile
 
     @property
     def upstream_configured(self) -> bool:
@@ -111,6 +113,8 @@ SETTINGS = (
     _Spec("claude_code_headers", "--claude-code-headers", "present requests to an Anthropic "
           "upstream as Claude Code does (user agent, x-app, betas); may breach the "
           "provider's terms"),
+    _Spec("claude_code_profile", "--claude-code-profile", "JSON object of headers that "
+          "replace or extend the built-in Claude Code profile, e.g. a newer user-agent"),
 )
 
 
@@ -152,6 +156,15 @@ def load_settings(argv: Sequence[str] | None = None,
 
 
 def _check_choices(settings: Settings) -> None:
+    if settings.claude_code_profile:
+        try:
+            profile = json.loads(settings.claude_code_profile)
+        except ValueError:
+            profile = None
+        if not isinstance(profile, dict) or not all(
+                isinstance(v, str) for v in profile.values()):
+            raise SystemExit("llm-dialect-proxy: CLAUDE_CODE_PROFILE must be a JSON object "
+                             "of header names to strings.")
     for name, allowed in (("upstream_dialect", ("openai", "anthropic")),
                           ("model_override", ("auto", "true", "false")),
                           ("upstream_max_tokens_field", ("max_tokens", "max_completion_tokens"))):

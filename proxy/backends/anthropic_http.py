@@ -10,6 +10,7 @@ Claude Code header profile (off by default; see ``CLAUDE_CODE_PROFILE``).
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -33,7 +34,8 @@ from proxy.dialects.anthropic.stream_decode import AnthropicStreamDecoder
 from proxy.sse import SSEDecoder
 
 # How Claude Code 2.1.330 presents itself (research/claude-code.md 3.2), in one place.
-# Using it may breach the provider's terms; it is off unless CLAUDE_CODE_HEADERS is set.
+# Using it may breach the provider's terms; it is off unless CLAUDE_CODE_HEADERS is set,
+# and CLAUDE_CODE_PROFILE (a JSON object of headers) replaces or extends any of it.
 CLAUDE_CODE_PROFILE = {
     "user-agent": "claude-cli/2.1.330 (external, cli)",
     "x-app": "cli",
@@ -55,8 +57,9 @@ def anthropic_headers(settings: Settings, key: str | None,
                or settings.anthropic_version}
     betas = [client_headers.get("anthropic-beta", ""), settings.anthropic_beta]
     if settings.claude_code_headers:
-        headers.update(CLAUDE_CODE_PROFILE)
-        betas.append(CLAUDE_CODE_PROFILE["anthropic-beta"])
+        profile = {**CLAUDE_CODE_PROFILE, **json.loads(settings.claude_code_profile or "{}")}
+        betas.append(profile.pop("anthropic-beta", ""))
+        headers.update({k.lower(): v for k, v in profile.items()})
     merged = list(dict.fromkeys(b.strip() for part in betas for b in part.split(",")
                                 if b.strip()))
     if merged:

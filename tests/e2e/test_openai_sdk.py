@@ -185,3 +185,33 @@ async def test_model_default_and_api_prefix(anthropic_upstream: FakeAnthropicUps
         body = await response.json()
     assert response.status == 200 and body["object"] == "chat.completion"
     assert anthropic_upstream.requests[-1]["body"]["model"] == "claude-default"
+
+
+async def test_claude_code_header_profile_is_off_by_default_and_configurable(
+        anthropic_upstream: FakeAnthropicUpstream, o2a_url: str, start_proxy: Any) -> None:
+    await client(o2a_url).chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
+    plain = anthropic_upstream.requests[-1]["headers"]
+    assert plain["user-agent"].startswith("llm-dialect-proxy/") and "x-app" not in plain
+    url = await start_proxy(upstream_url=anthropic_upstream.base_url,  # type: ignore[attr-defined]
+                            upstream_dialect="anthropic", upstream_api_key="sk-ant-k",
+                            claude_code_headers=True, anthropic_beta="extra-beta-1",
+                            claude_code_profile='{"User-Agent": "claude-cli/9.9.9 (external, cli)"}')
+    await client(url + "/v1").chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
+    sent = anthropic_upstream.requests[-1]["headers"]
+    assert sent["user-agent"] == "claude-cli/9.9.9 (external, cli)" and sent["x-app"] == "cli"
+    betas = sent["anthropic-beta"].split(",")
+    assert "claude-code-20250219" in betas and "extra-beta-1" in betas
+
+
+async def test_thinking_is_left_out_of_a_tool_loop_it_cannot_sign(
+        anthropic_upstream: FakeAnthropicUpstream, o2a_url: str) -> None:
+    api = client(o2a_url)
+    await api.chat.completions.create(model="c", messages=HELLO, reasoning_effort="high")  # type: ignore[arg-type]
+    assert anthropic_upstream.requests[-1]["body"]["thinking"]["type"] == "enabled"
+    history: list[Any] = [*HELLO, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather",
+                                                          "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]
+    await api.chat.completions.create(model="c", messages=history, tools=TOOLS,  # type: ignore[arg-type]
+                                      reasoning_effort="high")
+    assert "thinking" not in anthropic_upstream.requests[-1]["body"]

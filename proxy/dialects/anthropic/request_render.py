@@ -153,10 +153,21 @@ def _thinking(request: Request, max_tokens: int,
         return None
     if tool_choice and tool_choice["type"] in ("any", "tool"):
         return None  # the API refuses thinking with a forced tool: the choice wins
+    if _unsigned_tool_turn(request):
+        # With thinking on, a tool loop's assistant turn must open with its signed
+        # thinking block; OpenAI clients cannot keep signatures, so the turn goes without.
+        return None
     budget = min(THINKING_BUDGETS[request.reasoning_effort], max_tokens - 1)
     if budget < MIN_THINKING_BUDGET:
         return None
     return {"type": "enabled", "budget_tokens": budget}
+
+
+def _unsigned_tool_turn(request: Request) -> bool:
+    last = next((m for m in reversed(request.messages) if m.role == "assistant"), None)
+    if last is None or not any(isinstance(p, ToolUsePart) for p in last.parts):
+        return False
+    return not any(isinstance(p, ThinkingPart) and p.signature for p in last.parts)
 
 
 def tool_id(raw: str) -> str:
