@@ -3,7 +3,9 @@
 * ``splits``: the same bytes whole, one byte at a time, and in random pieces (h11's trick);
 * ``transcode_openai``: recorded OpenAI stream bytes -> canonical events -> Anthropic SSE;
 * ``check_anthropic_stream``: a validator of the Anthropic event grammar (protocols.md 1.5)
-  that every translated stream in the suite goes through.
+  that every translated stream in the suite goes through;
+* ``transcode_anthropic`` and ``check_openai_stream``: the same pair the other way round
+  (Anthropic stream bytes -> OpenAI chunks, and the OpenAI chunk grammar, 2.4 and 3).
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from typing import Any
 import orjson
 
 from proxy.canonical import Event
+from proxy.dialects.anthropic.stream_decode import AnthropicStreamDecoder
 from proxy.dialects.anthropic.stream_encode import AnthropicStreamEncoder
 from proxy.dialects.openai.stream_decode import OpenAIStreamDecoder
+from proxy.dialects.openai.stream_encode import OpenAIStreamEncoder
+from proxy.dialects.openai.stream_encode import error_frame as openai_error_frame
+from proxy.errors import ProxyError
 from proxy.sse import SSEDecoder, SSEEvent
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -116,3 +122,128 @@ def check_anthropic_stream(frames: list[tuple[str, dict[str, Any]]], *,
         assert names.count("message_delta") == 1
     else:
         assert names[-1] == "error" and "message_stop" not in names, names[-3:]
+
+
+def transcode_anthropic(chunks: list[bytes], *, include_usage: bool = True,
+                        input_tokens: int = 100
+                        ) -> tuple[list[Event], bytes, Exception | None]:
+    """Feed Anthropic stream bytes chunk by chunk; return events, OpenAI SSE bytes, and the
+    exception that ended the stream, if one did. As the edge does, a ``ProxyError`` that
+    ends the stream is written as the OpenAI in-stream error frame after what came before."""
+    sse = SSEDecoder()
+    decoder = AnthropicStreamDecoder(message_id="chatcmpl-test", model="client-model",
+                                     input_tokens=input_tokens)
+    encoder = OpenAIStreamEncoder(chunk_id="chatcmpl-test", model="client-model",
+                                  include_usage=include_usage)
+    events: list[Event] = []
+    out = bytearray()
+    try:
+        for chunk in chunks:
+            batch = decoder.feed(sse.feed(chunk))
+            events += batch
+            out += encoder.encode(batch)
+            if decoder.done or decoder.failed:
+                break
+        if not decoder.done:
+            batch = decoder.finish(truncated=sse.truncated)
+            events += batch
+            out += encoder.encode(batch)
+    except Exception as exc:  # the test decides which exceptions are right
+        if isinstance(exc, ProxyError):
+            out += openai_error_frame(exc.kind, exc.message)
+        return events, bytes(out), exc
+    return events, bytes(out), None
+
+
+_FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
+
+
+def check_openai_stream(raw: bytes, *, complete: bool = True,
+                        include_usage: bool = True) -> list[dict[str, Any]]:
+    """Assert the OpenAI chunk grammar (protocols.md 2.4, 3); return the chunk objects.
+    ``complete=False`` for streams cut by an error: they end with a ``{"error": …}`` frame,
+    and carry no ``[DONE]``, no finish_reason and no usage chunk."""
+    for line in raw.replace(b"\r\n", b"\n").split(b"\n"):
+        # data-only events; comments (": ping") are fine, an event: line or a data-less
+        # event is not (the SDK crashes on the latter)
+        assert not line or line.startswith((b"data: ", b":")), f"not a data line: {line[:80]!r}"
+    events, truncated = decode_sse([raw])
+    assert not truncated, "the stream ended inside a frame"
+    assert events, "an empty stream"
+    assert all(e.event is None for e in events)
+    datas = [e.data for e in events]
+    done = [i for i, d in enumerate(datas) if d == "[DONE]"]
+    if complete:
+        assert done == [len(datas) - 1], f"[DONE] must come once, last: {done}"
+        datas = datas[:-1]
+    else:
+        assert not done, "[DONE] in a stream that failed"
+        error = orjson.loads(datas[-1])
+        assert set(error) == {"error"}, error
+        assert isinstance(error["error"]["message"], str) and error["error"]["type"], error
+        datas = datas[:-1]
+    chunks = [orjson.loads(d) for d in datas]
+    assert chunks, "no chunks"
+    first = chunks[0]
+    finishes, next_call = [], 0
+    for n, chunk in enumerate(chunks):
+        assert isinstance(chunk, dict) and "error" not in chunk, chunk
+        assert chunk["object"] == "chat.completion.chunk", chunk
+        for key in ("id", "created", "model"):
+            assert chunk[key] == first[key], (key, first[key], chunk[key])
+        assert isinstance(chunk["created"], int) and not isinstance(chunk["created"], bool)
+        if chunk["choices"] == []:  # the usage chunk
+            assert complete and include_usage, "a usage chunk nobody asked for"
+            assert n == len(chunks) - 1, "the usage chunk must be last before [DONE]"
+            usage = chunk["usage"]
+            for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                assert isinstance(usage[key], int), usage
+            assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+            continue
+        assert chunk.get("usage") is None, "usage on a chunk with choices is lost by the SDK"
+        (choice,) = chunk["choices"]
+        assert choice["index"] == 0
+        delta = choice["delta"]
+        assert isinstance(delta, dict)
+        assert ("role" in delta) == (n == 0), f"role only in the first delta (chunk {n})"
+        if n == 0:
+            assert delta["role"] == "assistant"
+        if finishes:
+            assert not delta, "a delta after the finish chunk"
+        for call in delta.get("tool_calls") or ():
+            index = call["index"]
+            assert isinstance(index, int) and 0 <= index <= next_call, (index, next_call)
+            if index == next_call:  # the call's first piece: id, type and name, once
+                next_call += 1
+                assert isinstance(call["id"], str) and call["id"], call
+                assert call["type"] == "function", call
+                assert isinstance(call["function"]["name"], str) and call["function"]["name"]
+            else:
+                assert set(call) == {"index", "function"}, call
+                assert set(call["function"]) == {"arguments"}, call
+            assert isinstance(call["function"].get("arguments", ""), str), call
+        if choice.get("finish_reason") is not None:
+            assert choice["finish_reason"] in _FINISH_REASONS, choice
+            finishes.append(n)
+    if complete:
+        assert len(finishes) == 1, f"exactly one finish_reason, got {len(finishes)}"
+        has_usage = chunks[-1]["choices"] == []
+        assert has_usage == include_usage, "usage chunk missing" if include_usage else ""
+        last_choice = len(chunks) - 2 if has_usage else len(chunks) - 1
+        assert finishes == [last_choice], "the finish chunk must be the last with a choice"
+        for index, arguments in _arguments(chunks).items():
+            value = orjson.loads(arguments or "{}")
+            assert isinstance(value, dict), (index, arguments)
+    else:
+        assert not finishes, "a finish_reason in a stream that failed"
+    return chunks
+
+
+def _arguments(chunks: list[dict[str, Any]]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            for call in choice["delta"].get("tool_calls") or ():
+                out[call["index"]] = (out.get(call["index"], "")
+                                      + call["function"].get("arguments", ""))
+    return out
