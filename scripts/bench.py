@@ -1,35 +1,44 @@
 #!/usr/bin/env python3
 """Benchmark: what the proxy adds to a streaming request, measured against the direct path.
 
-Its job. Start a fast fake OpenAI-compatible upstream and the proxy (``python -m proxy`` from
-this repository), each in its own process, then send the same streaming requests two ways in
-one run: *direct* (an OpenAI body to the upstream's ``/v1/chat/completions``) and *proxy* (an
-Anthropic body to the proxy's ``/v1/messages``, which the proxy turns into that same upstream
-call). Everything is on 127.0.0.1.
+Its job. Start two fast fake upstreams (OpenAI and Anthropic, ``bench_upstreams.py``) and two
+proxies (``python -m proxy`` from this repository, one per upstream dialect), each in its own
+process, all on 127.0.0.1. Then, per direction, send the same streaming requests two ways in
+one run, *direct* (to the upstream itself) and *proxy*:
+
+- ``a2o``: direct = an OpenAI body to the OpenAI upstream; proxy = an Anthropic body to the
+  OpenAI-dialect proxy's ``/v1/messages`` (translated).
+- ``o2a``: direct = an Anthropic body to the Anthropic upstream; proxy = an OpenAI body (with
+  ``stream_options.include_usage``) to the Anthropic-dialect proxy's ``/v1/chat/completions``.
+- ``relay-openai``: direct as a2o; proxy = the same OpenAI body to the OpenAI-dialect proxy's
+  ``/v1/chat/completions`` (relayed byte for byte).
+- ``relay-anthropic``: direct as o2a; proxy = the same Anthropic body to the
+  Anthropic-dialect proxy's ``/v1/messages`` (relayed byte for byte).
 
 How to run (from the repository root)::
 
-    .venv/bin/python scripts/bench.py                 # full run, under ~2 minutes
-    .venv/bin/python scripts/bench.py --quick         # smoke test, a few seconds
-    .venv/bin/python scripts/bench.py --concurrency 1,16,64 --requests 500 --json out.json
-    .venv/bin/python scripts/bench.py --no-proxy      # the direct path only
+    .venv/bin/python scripts/bench.py                 # full run, under ~3 minutes
+    .venv/bin/python scripts/bench.py --quick         # smoke test, every direction
+    .venv/bin/python scripts/bench.py --directions o2a,relay-anthropic --json out.json
+    .venv/bin/python scripts/bench.py --concurrency 1,16,64 --requests 500
+    .venv/bin/python scripts/bench.py --no-proxy      # the direct paths only
 
-What it measures. Every upstream answer is the same precomputed stream of 200 chunks (role
-chunk, 198 content chunks of a few words, finish chunk), then a usage chunk and ``[DONE]``,
-each chunk its own write. Per request: time to first byte (first body bytes received) and
-total time (body fully read); per path: p50/p95/p99 of both, and requests per second. So that
-drift hits both paths alike: at concurrency 1, direct and proxy requests alternate (A B, B A,
-...), and req/s is 1 / mean total time; at concurrency C > 1, C workers share a fixed number of
-requests, run in halves ordered direct, proxy, proxy, direct, and req/s is requests / wall
-time. Warm-up requests before each measurement are not counted. Each warm-up and measurement
-stops early after --max-seconds, so even a slow proxy finishes in minutes; the "ok" column
-counts what was measured. A proxy answer must end with ``event: message_stop`` (a direct one
-with ``data: [DONE]``), or it counts as failed.
+What it measures. Every upstream answer is a precomputed stream of about 200 chunks, each its
+own write (see bench_upstreams.py). Per request: time to first byte (first body bytes
+received) and total time (body fully read); per path: p50/p95/p99 of both, and requests per
+second. So that drift hits both paths alike: at concurrency 1, direct and proxy requests
+alternate (A B, B A, ...), and req/s is 1 / mean total time; at concurrency C > 1, C workers
+share a fixed number of requests, run in halves ordered direct, proxy, proxy, direct, and
+req/s is requests / wall time. Warm-up requests before each measurement are not counted. Each
+warm-up and measurement stops early after --max-seconds, so even a slow proxy finishes in
+minutes; the "ok" column counts what was measured. An answer must end with ``data: [DONE]``
+(OpenAI) or ``event: message_stop`` (Anthropic), or it counts as failed.
 
-Targets (2-core machine, 200-chunk streams): at concurrency 1 the proxy adds at most 1 ms to
-the p50 total time; at concurrency 64 it serves at least half the direct path's requests per
-second. A missed target is reported, not an error: the exit code is 1 only when requests
-failed, 2 when the benchmark could not start.
+Targets (2-core machine): at concurrency 1 the proxy adds at most 1 ms to the p50 total time
+when it translates (a2o, o2a), 0.5 ms when it relays; at concurrency 64 it serves at least
+0.5 (translating) or 0.70 (relaying) of the direct path's requests per second. A missed
+target is reported, not an error: the exit code is 1 only when requests failed, 2 when the
+benchmark could not start.
 """
 
 from __future__ import annotations
@@ -49,62 +58,46 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, NamedTuple
 
 import aiohttp
 import orjson
-from aiohttp import web
 
-HOST = "127.0.0.1"
-MODEL = "fake-model"
-REPO = Path(__file__).resolve().parent.parent
-CONTENT_CHUNKS = 198
-TARGET_ADDED_MS, TARGET_ADDED_AT = 1.0, 1  # proxy-added p50 total time, at concurrency 1
-TARGET_RATIO, TARGET_RATIO_AT = 0.5, 64  # proxy/direct requests per second, at concurrency 64
-WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "tokens"]
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # imported from elsewhere than `python scripts/bench.py`
+    sys.path.insert(0, str(HERE))
+
+from bench_upstreams import (  # noqa: E402
+    ANTHROPIC_TEXT_DELTAS,
+    HOST,
+    MODEL,
+    OPENAI_CONTENT_CHUNKS,
+)
+
+REPO = HERE.parent
+DIALECTS = ("openai", "anthropic")
 PCTS = (50, 95, 99)
+Options = argparse.Namespace
+TARGET_ADDED_AT, TARGET_RATIO_AT = 1, 64  # the concurrencies the two targets apply at
 
 
-# --- the fake upstream (its own process: `bench.py --serve-upstream PORT`) ------------------------
+class Direction(NamedTuple):
+    name: str
+    dialect: str  # the upstream's, so also which proxy
+    client: str  # the dialect the proxy is spoken to in
+    max_added_ms: float  # proxy-added p50 total time at concurrency 1
+    min_ratio: float  # proxy/direct requests per second at concurrency 64
 
 
-def openai_stream() -> list[bytes]:
-    """The upstream's answer, one element per write: 200 choice chunks, usage, [DONE]."""
-    head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1741570283}
-    head |= {"model": MODEL, "system_fingerprint": "fp_bench"}
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {**head, "choices": [choice], "usage": None}
-
-    words = [" ".join(WORDS[(i + k) % len(WORDS)] for k in range(3)) for i in range(CONTENT_CHUNKS)]
-    usage = {"prompt_tokens": 8, "completion_tokens": 600, "total_tokens": 608}
-    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
-    events += [chunk({"content": text + " "}) for text in words]
-    events += [chunk({}, "stop"), {**head, "choices": [], "usage": usage}]
-    return [b"data: " + orjson.dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
-
-
-def serve_upstream(port: int) -> None:
-    chunks = openai_stream()
-    headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-
-    async def completions(request: web.Request) -> web.StreamResponse:
-        await request.read()
-        resp = web.StreamResponse(headers=headers)
-        await resp.prepare(request)
-        for chunk in chunks:
-            await resp.write(chunk)
-        await resp.write_eof()
-        return resp
-
-    async def health(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", completions)
-    app.router.add_get("/health", health)
-    web.run_app(app, host=HOST, port=port, print=None, access_log=None, shutdown_timeout=1)
+DIRECTIONS = {
+    d.name: d
+    for d in (
+        Direction("a2o", "openai", "anthropic", 1.0, 0.5),
+        Direction("o2a", "anthropic", "openai", 1.0, 0.5),
+        Direction("relay-openai", "openai", "openai", 0.5, 0.70),
+        Direction("relay-anthropic", "anthropic", "anthropic", 0.5, 0.70),
+    )
+}
 
 
 # --- child processes ------------------------------------------------------------------------------
@@ -121,6 +114,11 @@ class Child:
     name: str
     proc: subprocess.Popen[bytes]
     log: IO[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
 
     def log_tail(self, limit: int = 2000) -> str:
         self.log.flush()
@@ -138,18 +136,18 @@ class Child:
         self.log.close()
 
 
-def spawn(name: str, args: Sequence[str]) -> Child:
+def spawn(name: str, args: Sequence[str], port: int) -> Child:
     """Start `python ARGS` in the repository; its own session, so Ctrl-C reaches only us."""
     log = tempfile.TemporaryFile(prefix=f"bench-{name}-")  # noqa: SIM115 (Child.stop closes it)
     cmd, null, out = [sys.executable, *args], subprocess.DEVNULL, subprocess.STDOUT
     proc = subprocess.Popen(
         cmd, cwd=REPO, stdin=null, stdout=log, stderr=out, start_new_session=True
     )
-    return Child(name, proc, log)
+    return Child(name, proc, log, port)
 
 
-async def wait_healthy(session: aiohttp.ClientSession, child: Child, url: str) -> None:
-    deadline = time.monotonic() + 20
+async def wait_healthy(session: aiohttp.ClientSession, child: Child) -> None:
+    url, deadline = f"{child.url}/health", time.monotonic() + 20
     while time.monotonic() < deadline:
         if child.proc.poll() is not None:
             raise RuntimeError(f"{child.name} exited: {child.proc.returncode}\n{child.log_tail()}")
@@ -180,18 +178,32 @@ class Sample(NamedTuple):
     error: str | None = None
 
 
-def make_targets(upstream: str, proxy: str | None) -> list[Target]:
-    request = {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]}
-    request["stream"] = True
-    openai = orjson.dumps({**request, "stream_options": {"include_usage": True}})
-    json = {"Content-Type": "application/json"}
-    url = f"{upstream}/v1/chat/completions"
-    bearer = {**json, "Authorization": "Bearer bench"}
-    out = [Target("direct", url, openai, bearer, b"data: [DONE]\n\n")]
-    if proxy:
-        headers = {**json, "x-api-key": "bench", "anthropic-version": "2023-06-01"}
-        url = f"{proxy}/v1/messages"
-        out.append(Target("proxy", url, orjson.dumps(request), headers, b"event: message_stop"))
+REQUEST = {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]}
+JSON = {"Content-Type": "application/json"}
+CLIENTS = {  # a client of each dialect: path, body, headers, how a complete answer ends
+    "openai": (
+        "/v1/chat/completions",
+        orjson.dumps({**REQUEST, "stream": True, "stream_options": {"include_usage": True}}),
+        {**JSON, "Authorization": "Bearer bench"},
+        b"data: [DONE]\n\n",
+    ),
+    "anthropic": (
+        "/v1/messages",
+        orjson.dumps({**REQUEST, "stream": True}),
+        {**JSON, "x-api-key": "bench", "anthropic-version": "2023-06-01"},
+        b"event: message_stop",
+    ),
+}
+
+
+def make_targets(direction: Direction, upstream: str, proxy: str | None) -> list[Target]:
+    """The direct path (the upstream's own dialect), then the proxy path (the client's)."""
+    names = [("direct", upstream, direction.dialect)]
+    names += [("proxy", proxy, direction.client)] if proxy else []
+    out = []
+    for name, base, dialect in names:
+        path, body, headers, end = CLIENTS[dialect]
+        out.append(Target(name, base + path, body, headers, end))
     return out
 
 
@@ -312,6 +324,7 @@ class Check:
 
 @dataclass
 class Scenario:
+    direction: str
     concurrency: int
     requests: int
     warmup: int
@@ -319,18 +332,18 @@ class Scenario:
     errors: dict[str, int]
     checks: list[Check] = field(default_factory=list)
 
-    def evaluate(self) -> None:
+    def evaluate(self, d: Direction) -> None:
         if "proxy" not in self.paths:
             return
         direct, proxy = self.paths["direct"], self.paths["proxy"]
         if self.concurrency == TARGET_ADDED_AT:
             added = proxy.total_ms[0] - direct.total_ms[0]
-            name, target = "proxy-added p50 total (ms)", f"<= {TARGET_ADDED_MS}"
-            self.checks.append(Check(name, added, target, added <= TARGET_ADDED_MS))
+            name = f"proxy-added p50 total (ms), c={TARGET_ADDED_AT}"
+            self.checks.append(Check(name, added, f"<= {d.max_added_ms}", added <= d.max_added_ms))
         if self.concurrency == TARGET_RATIO_AT:
             ratio = proxy.rps / direct.rps
-            name, target = "throughput ratio (proxy/direct)", f">= {TARGET_RATIO}"
-            self.checks.append(Check(name, ratio, target, ratio >= TARGET_RATIO))
+            name = f"throughput ratio (proxy/direct), c={TARGET_RATIO_AT}"
+            self.checks.append(Check(name, ratio, f">= {d.min_ratio}", ratio >= d.min_ratio))
 
 
 def table_row(label: str, cells: Sequence[str]) -> str:
@@ -339,8 +352,8 @@ def table_row(label: str, cells: Sequence[str]) -> str:
 
 def print_scenario(sc: Scenario) -> None:
     order = "alternating" if sc.concurrency == 1 else "halves A B B A"
-    print(f"\n== concurrency {sc.concurrency}: {sc.requests} requests per path ({order}),", end=" ")
-    print(f"{sc.warmup} warm-up")
+    print(f"\n== {sc.direction}, concurrency {sc.concurrency}: ", end="")
+    print(f"{sc.requests} requests per path ({order}), {sc.warmup} warm-up")
     print(table_row("path", ["ttfb p50", "p95", "p99", "total p50", "p95", "p99", "req/s"]), end="")
     print(f"{'ok':>7}{'failed':>7}")
     for name, st in sc.paths.items():
@@ -351,10 +364,25 @@ def print_scenario(sc: Scenario) -> None:
         ratios = [f"{p / d:.2f}x" if d and math.isfinite(p / d) else "-" for p, d in pairs]
         print(table_row("proxy/direct", ratios))
     for check in sc.checks:
-        verdict = "PASS" if check.passed else "MISS"
-        print(f"{check.name}: {check.value:.3f}  (target {check.target})  {verdict}")
+        print(f"{check.name}: {check.value:.3f}  (target {check.target})  {verdict(check)}")
     for error, n in sc.errors.items():
         print(f"  failed x{n}: {error}")
+
+
+def verdict(check: Check) -> str:
+    return "PASS" if check.passed else "MISS"
+
+
+def print_summary(scenarios: list[Scenario]) -> None:
+    checks = [(sc.direction, c) for sc in scenarios for c in sc.checks]
+    if not checks:
+        return
+    print("\n== targets")
+    for direction, check in checks:
+        line = f"{direction:<16}{check.name:<42}{check.value:>9.3f}  {check.target:<8}"
+        print(f"{line}  {verdict(check)}")
+    passed = sum(c.passed for _, c in checks)
+    print(f"{passed} of {len(checks)} targets met")
 
 
 # --- orchestration --------------------------------------------------------------------------------
@@ -377,9 +405,9 @@ async def concurrent_abba(
 
 
 async def run_scenario(
-    session: aiohttp.ClientSession, paths: list[Target], conc: int, args: argparse.Namespace
+    session: aiohttp.ClientSession, d: Direction, paths: list[Target], conc: int, args: Options
 ) -> Scenario:
-    count = args.requests or (30 if args.quick else 1000) * (1 if conc == 1 else 4)
+    count = args.requests or (30 if args.quick else 2000) * (1 if conc == 1 else 5)
     warmup = args.warmup if args.warmup is not None else (5 if args.quick else 50) * -(-conc // 16)
     runner = Runner(session, args.timeout, args.max_failures, args.max_seconds)
     if conc == 1:
@@ -388,81 +416,98 @@ async def run_scenario(
         stats = {name: PathStats.of(s, None) for name, s in samples.items()}
     else:
         stats = await concurrent_abba(runner, paths, conc, count, warmup)
-    scenario = Scenario(conc, count, warmup, stats, dict(runner.errors))
-    scenario.evaluate()
+    scenario = Scenario(d.name, conc, count, warmup, stats, dict(runner.errors))
+    scenario.evaluate(d)
     return scenario
 
 
-async def bench(args: argparse.Namespace, children: list[Child]) -> list[Scenario]:
-    upstream, proxy = children[0], children[1] if len(children) > 1 else None
+async def bench(args: argparse.Namespace, children: dict[str, Child]) -> list[Scenario]:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=args.timeout)
     connector = aiohttp.TCPConnector(limit=max(args.concurrency) + 4)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await wait_healthy(session, upstream, f"http://{HOST}:{args.upstream_port}/health")
-        if proxy is not None:
-            await wait_healthy(session, proxy, f"http://{HOST}:{args.proxy_port}/health")
-        proxy_url = f"http://{HOST}:{args.proxy_port}" if proxy else None
-        paths = make_targets(f"http://{HOST}:{args.upstream_port}", proxy_url)
+        for child in children.values():
+            await wait_healthy(session, child)
         scenarios = []
-        for conc in args.concurrency:
-            scenarios.append(await run_scenario(session, paths, conc, args))
-            print_scenario(scenarios[-1])
+        for d in (DIRECTIONS[name] for name in args.directions):
+            proxy = children.get(f"proxy-{d.dialect}")
+            upstream = children[f"upstream-{d.dialect}"].url
+            paths = make_targets(d, upstream, proxy.url if proxy else None)
+            for conc in args.concurrency:
+                scenarios.append(await run_scenario(session, d, paths, conc, args))
+                print_scenario(scenarios[-1])
         return scenarios
 
 
-def write_json(path: str, scenarios: list[Scenario]) -> None:
+def write_json(path: str, args: argparse.Namespace, scenarios: list[Scenario]) -> None:
     machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
     doc = {
         "machine": machine,
-        "chunks": CONTENT_CHUNKS + 2,
+        "chunks": {"openai": OPENAI_CONTENT_CHUNKS + 2, "anthropic": ANTHROPIC_TEXT_DELTAS + 3},
+        "directions": args.directions,
+        "concurrency": args.concurrency,
         "scenarios": [asdict(s) for s in scenarios],
     }
     Path(path).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
+def direction_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DIRECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(DIRECTIONS)}, got {text!r}")
+    return list(dict.fromkeys(names))
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description="Benchmark the proxy against the direct path.")
+    ap = argparse.ArgumentParser(description="Benchmark the proxy against the direct paths.")
     add = ap.add_argument
-    add("--requests", type=int, help="per path and scenario (default 1000 at c=1, else 4000)")
+    add("--requests", type=int, help="per path and scenario (default 2000 at c=1, else 10000)")
     add(
         "--concurrency",
         type=lambda s: [int(c) for c in s.split(",")],
         default=[1, 64],
         help="e.g. 1,64",
     )
+    add("--directions", type=direction_list, default=list(DIRECTIONS), help=",".join(DIRECTIONS))
     add("--warmup", type=int, help="warm-up requests per path (default 50 per 16 of concurrency)")
     add("--timeout", type=float, default=30.0, help="per-request timeout, seconds (default 30)")
     add("--max-failures", type=int, default=20, help="end a scenario after this many failures")
     add("--max-seconds", type=float, default=25.0, help="time cap per warm-up or measurement")
     add("--json", metavar="PATH", help="also write the numbers as JSON")
-    add("--quick", action="store_true", help="a few requests only (30 at c=1, else 120)")
-    add("--no-proxy", action="store_true", help="measure the direct path only")
-    add("--proxy-arg", action="append", default=[], help="extra argument for the proxy")
-    add("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    add("--quick", action="store_true", help="a few requests only (30 at c=1, else 150)")
+    add("--no-proxy", action="store_true", help="measure the direct paths only")
+    add("--proxy-arg", action="append", default=[], help="extra argument for both proxies")
     return ap.parse_args(argv)
 
 
-def start_children(args: argparse.Namespace, children: list[Child]) -> None:
-    args.upstream_port, args.proxy_port = free_port(), free_port()
-    me = str(Path(__file__).resolve())
-    children.append(spawn("upstream", [me, "--serve-upstream", str(args.upstream_port)]))
-    if not args.no_proxy:
-        upstream = f"http://{HOST}:{args.upstream_port}/v1"
-        flags = ["--host", HOST, "--port", str(args.proxy_port), "--upstream", upstream]
-        children.append(spawn("proxy", ["-m", "proxy", *flags, "--model", MODEL, *args.proxy_arg]))
+def proxy_flags(dialect: str, upstream: Child, port: int) -> list[str]:
+    flags = ["--host", HOST, "--port", str(port), "--upstream-dialect", dialect]
+    if dialect == "openai":
+        return [*flags, "--upstream", f"{upstream.url}/v1", "--model", MODEL]
+    return [*flags, "--upstream", upstream.url, "--api-key", "sk-bench"]
+
+
+def start_children(args: argparse.Namespace, children: dict[str, Child]) -> None:
+    """A fake upstream per dialect the chosen directions need, and a proxy in front of each."""
+    needed = {DIRECTIONS[name].dialect for name in args.directions}
+    for dialect in (d for d in DIALECTS if d in needed):
+        port, name = free_port(), f"upstream-{dialect}"
+        script = str(HERE / "bench_upstreams.py")
+        upstream = children[name] = spawn(name, [script, str(port), dialect], port)
+        if not args.no_proxy:
+            port, name = free_port(), f"proxy-{dialect}"
+            flags = proxy_flags(dialect, upstream, port)
+            children[name] = spawn(name, ["-m", "proxy", *flags, *args.proxy_arg], port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.serve_upstream is not None:
-        serve_upstream(args.serve_upstream)
-        return 0
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))  # stop children
-    children: list[Child] = []
+    children: dict[str, Child] = {}
     try:
         start_children(args, children)
-        print(f"bench: {CONTENT_CHUNKS + 2}-chunk streams, {os.cpu_count()} CPUs, ", end="")
+        print(f"bench: ~200-chunk streams, {os.cpu_count()} CPUs, ", end="")
         print(f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}")
         scenarios = asyncio.run(bench(args, children))
     except RuntimeError as exc:
@@ -472,10 +517,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench: interrupted", file=sys.stderr)
         return 130
     finally:
-        for child in children:
+        for child in children.values():
             child.stop()
+    print_summary(scenarios)
     if args.json:
-        write_json(args.json, scenarios)
+        write_json(args.json, args, scenarios)
     return 1 if any(sc.errors for sc in scenarios) else 0  # warm-up failures count too
 
 

@@ -46,10 +46,11 @@ def openai_stream() -> list[bytes]:
 
 def anthropic_stream() -> list[bytes]:
     """The Anthropic answer, one element per write, per protocols.md 1.5."""
-    usage = {"input_tokens": 8, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-    usage |= {"output_tokens": 1, "service_tier": "standard"}
-    message = {"id": "msg_bench", "type": "message", "role": "assistant", "model": MODEL}
-    message |= {"content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+    usage: dict[str, Any] = {"input_tokens": 8, "cache_creation_input_tokens": 0}
+    usage |= {"cache_read_input_tokens": 0, "output_tokens": 1, "service_tier": "standard"}
+    message: dict[str, Any] = {"id": "msg_bench", "type": "message", "role": "assistant"}
+    message |= {"model": MODEL, "content": [], "stop_reason": None, "stop_sequence": None}
+    message["usage"] = usage
     text_block = {"type": "text", "text": ""}
     block = {"type": "content_block_start", "index": 0, "content_block": text_block}
     events: list[dict[str, Any]] = [{"type": "message_start", "message": message}, block]

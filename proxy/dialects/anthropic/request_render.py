@@ -82,6 +82,10 @@ def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
             out[-1]["content"].extend(blocks)  # one turn, tool results first
         else:
             out.append({"role": message.role, "content": blocks})
+    if out and out[-1]["role"] == "assistant" and out[-1]["content"][-1]["type"] == "text":
+        # A final assistant turn is a prefill, which may not end in white space.
+        last = out[-1]["content"][-1]
+        last["text"] = last["text"].rstrip()
     if out and out[0]["role"] == "assistant":
         # Anthropic wants the conversation to open with a user turn.
         out.insert(0, {"role": "user", "content": [{"type": "text", "text": "(continue)"}]})
@@ -90,7 +94,8 @@ def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
 
 def _block(part: Part) -> dict[str, Any] | None:
     if isinstance(part, TextPart):
-        return {"type": "text", "text": part.text} if part.text else None
+        # The API refuses empty and whitespace-only text blocks.
+        return {"type": "text", "text": part.text} if part.text.strip() else None
     if isinstance(part, ToolUsePart):
         return {"type": "tool_use", "id": tool_id(part.id), "name": part.name,
                 "input": part.input}

@@ -47,6 +47,7 @@ class AnthropicStreamDecoder:
         self._input_estimate = input_tokens
         self._blocks: dict[int, int] = {}  # upstream index -> canonical index (kept ones)
         self._next = 0
+        self._silent_tools: set[int] = set()  # tool blocks with no argument fragment yet
         self._usage = Usage(input_tokens=input_tokens)
         self._out: list[Event] = []
         self._error: UpstreamError | None = None
@@ -101,6 +102,9 @@ class AnthropicStreamDecoder:
         elif kind == "content_block_stop":
             index = self._blocks.get(data.get("index", -1))
             if index is not None:
+                if index in self._silent_tools:
+                    # A call without arguments streams only "": say "{}", an object.
+                    self._out.append(ToolArgsDelta(index, "{}"))
                 self._out.append(BlockStop(index))
         elif kind == "message_start":
             self._message_start(data.get("message") or {})
@@ -121,6 +125,7 @@ class AnthropicStreamDecoder:
         index = self._blocks[data.get("index", -1)] = self._next
         self._next += 1
         if kind == "tool_use":
+            self._silent_tools.add(index)
             self._out.append(BlockStart(index, "tool_use", block.get("id", ""),
                                         block.get("name", "")))
         else:
@@ -136,6 +141,7 @@ class AnthropicStreamDecoder:
             self._out.append(TextDelta(index, delta.get("text", "")))
         elif kind == "input_json_delta":
             if delta.get("partial_json"):
+                self._silent_tools.discard(index)
                 self._out.append(ToolArgsDelta(index, delta["partial_json"]))
         elif kind == "thinking_delta":
             self._out.append(ThinkingDelta(index, delta.get("thinking", "")))

@@ -8,6 +8,7 @@ field; what only tunes sampling or storage (``seed``, penalties, ``logit_bias``,
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -46,10 +47,13 @@ def parse_request(body: dict[str, Any], *, default_model: str = "") -> Request:
     if not model:
         raise InvalidRequest("model: field required (and no default MODEL is set).",
                              param="model")
-    system, messages = _messages(required(body, "messages", list))
+    items = required(body, "messages", list)
+    if not items:
+        raise InvalidRequest("messages: at least one message is required.", param="messages")
+    system, messages = _messages(items)
     tools = _tools(body)
     choice, parallel = _tool_choice(body.get("tool_choice") or body.get("function_call"))
-    if body.get("parallel_tool_calls") is False:
+    if optional(body, "parallel_tool_calls", bool) is False:
         parallel = False
     response_format = optional(body, "response_format", dict) or {}
     return Request(
@@ -106,6 +110,7 @@ def _messages(items: list[Any]) -> tuple[tuple[str, ...], tuple[Message, ...]]:
     place as system messages; consecutive tool messages fold into one user turn."""
     system: list[str] = []
     messages: list[Message] = []
+    function_call_id = "call_0"  # the deprecated function_call has none: make one per turn
     for i, item in enumerate(items):
         path = f"messages.{i}"
         if not isinstance(item, dict):
@@ -120,9 +125,10 @@ def _messages(items: list[Any]) -> tuple[tuple[str, ...], tuple[Message, ...]]:
         elif role == "user":
             _append(messages, "user", _user_parts(item.get("content"), f"{path}.content"))
         elif role == "assistant":
-            _append(messages, "assistant", _assistant_parts(item, path))
+            function_call_id = f"call_fn{i}"
+            _append(messages, "assistant", _assistant_parts(item, path, function_call_id))
         elif role in ("tool", "function"):
-            _append(messages, "user", (_tool_result(item, path),))
+            _append(messages, "user", (_tool_result(item, path, function_call_id),))
         else:
             raise InvalidRequest(f"{path}.role: unknown role {role!r}.", param=f"{path}.role")
     return tuple(system), tuple(messages)
@@ -143,7 +149,7 @@ def _text_only(content: Any, path: str) -> str:
         return content or ""
     if not isinstance(content, list):
         raise wrong_type(path, "a string or an array of text parts", content)
-    return "\n\n".join(str(p.get("text", "")) for p in content
+    return "\n\n".join(str(p.get("text") or p.get("refusal") or "") for p in content
                        if isinstance(p, dict) and p.get("type") in ("text", "refusal"))
 
 
@@ -189,26 +195,41 @@ def _image(image: dict[str, Any], path: str) -> ImagePart:
 
 def _file(file: dict[str, Any], path: str) -> DocumentPart:
     data = optional(file, "file_data", str, path)
-    match = _DATA_URL.match(data or "")
+    if data is None:
+        raise InvalidRequest(f"{path}.file_data: required; file_id cannot be fetched by this "
+                             "backend.", param=f"{path}.file_data")
+    match = _DATA_URL.match(data)
     if not match:
-        raise InvalidRequest(f"{path}: only inline file_data (a base64 data: URL) is "
-                             "supported, not file_id.", param=path)
-    return DocumentPart(media_type=match.group(1), data=match.group(2),
-                        title=optional(file, "filename", str, path))
+        raise InvalidRequest(f"{path}.file_data: expected a base64 data: URL.",
+                             param=f"{path}.file_data")
+    media_type, title = match.group(1), optional(file, "filename", str, path)
+    if media_type == "application/pdf":
+        return DocumentPart(media_type=media_type, data=match.group(2), title=title)
+    if media_type.startswith("text/"):
+        try:
+            text = base64.b64decode(match.group(2)).decode("utf-8")
+        except ValueError:
+            raise InvalidRequest(f"{path}.file_data: not valid base64 UTF-8 text.",
+                                 param=f"{path}.file_data") from None
+        return DocumentPart(text=text, title=title)
+    raise InvalidRequest(f"{path}.file_data: {media_type} files are not supported (PDF and "
+                         "text are).", param=f"{path}.file_data")
 
 
-def _assistant_parts(item: dict[str, Any], path: str) -> tuple[Part, ...]:
+def _assistant_parts(item: dict[str, Any], path: str, function_call_id: str) -> tuple[Part, ...]:
     parts: list[Part] = []
     text = _text_only(item.get("content"), f"{path}.content") or item.get("refusal")
     if text:
         parts.append(TextPart(text))
     calls = item.get("tool_calls") or []
     if item.get("function_call"):
-        # The deprecated single function call: it has no id; "call_0" pairs it with the
-        # "function" message that answers it.
-        calls = [*calls, {"id": "call_0", "function": item["function_call"]}]
+        # The deprecated single function call has no id; the one made for its turn pairs
+        # it with the "function" message that answers it.
+        calls = [*calls, {"id": function_call_id, "function": item["function_call"]}]
     for j, call in enumerate(calls):
         where = f"{path}.tool_calls.{j}"
+        if not isinstance(call, dict):
+            raise wrong_type(where, "a tool call object", call)
         function = required(call, "function", dict, where)
         parts.append(ToolUsePart(str(call.get("id") or f"call_{j}"),
                                  required(function, "name", str, f"{where}.function"),
@@ -228,8 +249,9 @@ def _arguments(raw: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_raw": raw}
 
 
-def _tool_result(item: dict[str, Any], path: str) -> ToolResultPart:
-    call_id = item.get("tool_call_id") or ("call_0" if item.get("role") == "function" else None)
+def _tool_result(item: dict[str, Any], path: str, function_call_id: str) -> ToolResultPart:
+    call_id = item.get("tool_call_id") or (
+        function_call_id if item.get("role") == "function" else None)
     if not isinstance(call_id, str):
         raise InvalidRequest(f"{path}.tool_call_id: field required.",
                              param=f"{path}.tool_call_id")

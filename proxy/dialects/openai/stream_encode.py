@@ -35,11 +35,12 @@ _TAIL = b',"logprobs":null,"finish_reason":null}]}\n\n'
 
 
 class OpenAIStreamEncoder:
-    __slots__ = ("_head", "_id", "_include_usage", "_model", "_tool_index", "_tools", "_usage")
+    __slots__ = ("_created", "_head", "_id", "_include_usage", "_model", "_tool_index", "_tools",
+                 "_usage")
 
     def __init__(self, *, chunk_id: str, model: str, include_usage: bool) -> None:
         self._id, self._model, self._include_usage = chunk_id, model, include_usage
-        created = int(time.time())
+        created = self._created = int(time.time())
         # Every chunk starts with the same bytes, up to its delta.
         self._head = (b'data: {"id":' + _dumps(chunk_id) + b',"object":"chat.completion.chunk"'
                       b',"created":%d,"model":' % created + _dumps(model)
@@ -81,7 +82,7 @@ class OpenAIStreamEncoder:
         return self._head + _dumps(delta) + _TAIL
 
     def _usage_chunk(self) -> bytes:
-        body = {"id": self._id, "object": "chat.completion.chunk", "created": int(time.time()),
+        body = {"id": self._id, "object": "chat.completion.chunk", "created": self._created,
                 "model": self._model, "choices": [], "usage": usage_json(self._usage)}
         return b"data: " + _dumps(body) + b"\n\n"
 
