@@ -104,9 +104,9 @@ class AnthropicBackend:
                     events = decoder.feed(sse.feed(chunk))
                     if events:
                         yield events
+                    if decoder.failed:
+                        break
                     if decoder.done:
                         await read_tail(response)
                         return
-                    if decoder.failed:
-                        break
                 decoder.finish(truncated=sse.truncated)

@@ -72,11 +72,11 @@ class OpenAIBackend:
                     events = decoder.feed(sse.feed(chunk))
                     if events:
                         yield events
+                    if decoder.failed:
+                        break
                     if decoder.done:
                         await read_tail(response)
                         return
-                    if decoder.failed:
-                        break
                 tail = decoder.finish(truncated=sse.truncated and not decoder.finishing)
                 if tail:
                     yield tail

@@ -219,3 +219,88 @@ def test_a_whole_completion_is_streamed_as_events() -> None:
                                          ("tool_use", {"q": "x"})]
     assert any(isinstance(e, ToolArgsDelta) for e in events)
     assert isinstance(events[-2], MessageDelta)
+
+
+def _call(index: int | None, args: str, call_id: str | None = None,
+          name: str | None = None) -> dict[str, Any]:
+    piece: dict[str, Any] = {"function": {"arguments": args}}
+    if index is not None:
+        piece["index"] = index
+    if call_id:
+        piece.update(id=call_id, type="function")
+        piece["function"]["name"] = name or "f"
+    return piece
+
+
+def _calls_stream(*pieces: dict[str, Any]) -> bytes:
+    chunks = [_chunk({"tool_calls": [p]}) for p in pieces]
+    return b"".join([*chunks, _chunk({}, "tool_calls"), b"data: [DONE]\n\n"])
+
+
+def test_interleaved_calls_whose_arguments_never_parse_still_end_cleanly() -> None:
+    # Call 0 has no arguments at all, so nothing proves it finished before the end.
+    raw = _calls_stream(_call(0, "", "call_0", "list_files"), _call(1, "", "call_1", "read"),
+                        _call(2, "", "call_2", "read"), _call(1, '{"path":"a"}'),
+                        _call(2, '{"path":"b"}'))
+    message, _ = collect(raw)
+    assert blocks(message) == [("tool_use", {}), ("tool_use", {"path": "a"}),
+                               ("tool_use", {"path": "b"})]
+    assert message.stop_reason == "tool_use"
+
+
+def test_every_call_on_index_zero_keeps_its_own_fragments() -> None:
+    raw = _calls_stream(_call(0, "", "call_a", "f"), _call(0, '{"x":1}'),
+                        _call(0, "", "call_b", "g"), _call(0, '{"y":2}'))
+    message, _ = collect(raw)
+    assert [(b.tool_id, b.tool_name, b.tool_input) for b in message.blocks] == [
+        ("call_a", "f", {"x": 1}), ("call_b", "g", {"y": 2})]
+
+
+def test_calls_without_an_index_follow_their_ids() -> None:
+    raw = _calls_stream(_call(None, '{"x"', "call_a", "f"), _call(None, ": 1}", "call_a", "f"),
+                        _call(None, "{}", "call_b", "g"))
+    message, _ = collect(raw)
+    assert [(b.tool_id, b.tool_input) for b in message.blocks] == [("call_a", {"x": 1}),
+                                                                   ("call_b", {})]
+
+
+@pytest.mark.parametrize("frame", [
+    {"choices": [None]}, {"choices": [{"index": 0, "delta": "hi"}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": {"index": 0}}}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [None]}}]},
+    {"choices": {"index": 0}}, {"usage": [1]},
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": {"x": 1}}]},
+])
+def test_malformed_frames_are_protocol_errors_not_crashes(frame: dict[str, Any]) -> None:
+    raw = text_stream(["ok"])[0] + sse(frame)
+    _, _, error = transcode_openai([raw])
+    assert isinstance(error, UpstreamProtocolError)
+
+
+def test_a_second_choice_never_joins_the_answer() -> None:
+    raw = b"".join([_chunk({"content": "A"}),
+                    sse({"choices": [{"index": 1, "delta": {"content": "B"}}]}),
+                    _chunk({}, "stop"), b"data: [DONE]\n\n"])
+    message, _ = collect(raw)
+    assert blocks(message) == [("text", "A")]
+
+
+def test_a_surrogate_pair_cut_across_chunks_does_not_kill_the_stream() -> None:
+    raw = b"".join([b'data: {"choices":[{"index":0,"delta":{"content":"a\\ud83d"}}]}\n\n',
+                    b'data: {"choices":[{"index":0,"delta":{"content":"\\ude00b"}}]}\n\n',
+                    _chunk({}, "stop"), b"data: [DONE]\n\n"])
+    message, _ = collect(raw)
+    assert message.blocks[0].text == "a\ufffd\ufffdb"
+
+
+def test_a_json_error_body_with_status_200_is_an_error() -> None:
+    decoder = OpenAIStreamDecoder(message_id="m", model="x", input_tokens=1)
+    with pytest.raises(UpstreamStreamError, match="Rate limit"):
+        decoder.feed_completion({"error": {"message": "Rate limit exceeded", "code": 429}})
+    with pytest.raises(UpstreamProtocolError):
+        OpenAIStreamDecoder(message_id="m", model="x", input_tokens=1).feed_completion({})
+
+
+def test_finish_reason_tool_calls_without_a_call_ends_the_turn() -> None:
+    message, _ = collect(b"".join(text_stream(["done"], finish_reason="tool_calls")))
+    assert message.stop_reason == "end_turn"

@@ -18,6 +18,7 @@ canonical events they complete. The rules it keeps (protocols.md 4.5, peers.md s
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,9 @@ from proxy.errors import UpstreamError, UpstreamProtocolError, UpstreamStreamErr
 from proxy.sse import SSEEvent
 from proxy.tokens import estimate_text
 
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "function_call": "tool_use", "content_filter": "refusal"}
 
@@ -48,6 +52,7 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
 class _Call:
     id: str
     name: str
+    upstream_id: str = ""
     block: int = -1  # the canonical block index, once opened
     args: list[str] = field(default_factory=list)
     closed: bool = False
@@ -75,6 +80,7 @@ class OpenAIStreamDecoder:
         self._open: _Item | None = None  # kind and call of the open block
         self._open_index = -1
         self._calls: dict[int, _Call] = {}
+        self._alias: dict[int, int] = {}  # upstream index -> the call it means now
         self._pending: list[_Item] = []
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
@@ -82,6 +88,7 @@ class OpenAIStreamDecoder:
         self._used_tools = False
         self._out: list[Event] = []
         self._error: UpstreamError | None = None
+        self._ending = False
 
     # ------------------------------------------------------------------ public
 
@@ -106,8 +113,12 @@ class OpenAIStreamDecoder:
                     self._end()
                     break
                 chunk = _parse(event.data)
-                if not self._more_text(chunk):
-                    self._take_chunk(chunk)
+                try:
+                    if not self._more_text(chunk):
+                        self._take_chunk(chunk)
+                except (AttributeError, TypeError, KeyError, ValueError):
+                    raise UpstreamProtocolError("The upstream sent a malformed stream frame: "
+                                                f"{event.data[:200]!r}") from None
         except UpstreamError as exc:
             if not self._out:
                 raise
@@ -119,7 +130,12 @@ class OpenAIStreamDecoder:
     def feed_completion(self, body: dict[str, Any]) -> list[Event]:
         """A whole non-streaming ``chat.completion``, for upstreams that ignore stream=true.
         Tool arguments still go out as an input_json_delta (peers.md lesson 8)."""
-        choice = (body.get("choices") or [{}])[0]
+        if body.get("error"):
+            raise _stream_error(body["error"])
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise UpstreamProtocolError("The upstream answered without any choices.")
+        choice = choices[0]
         message = choice.get("message") or {}
         calls = [dict(c, index=i) for i, c in enumerate(message.get("tool_calls") or [])]
         delta = dict(message, tool_calls=calls)
@@ -155,7 +171,7 @@ class OpenAIStreamDecoder:
             return False
         choice = choices[0]
         delta = choice.get("delta")
-        if not delta or choice.get("finish_reason"):
+        if not delta or choice.get("finish_reason") or choice.get("index", 0) != 0:
             return False
         content = delta.get("content")
         if type(content) is not str:
@@ -202,8 +218,11 @@ class OpenAIStreamDecoder:
         if calls:
             for call in calls:
                 self._take_tool_call(call)
-        if choice.get("finish_reason"):
-            self._finish_reason = choice["finish_reason"]
+        reason = choice.get("finish_reason")
+        if reason:
+            if not isinstance(reason, str):
+                raise TypeError("finish_reason")
+            self._finish_reason = reason
 
     def _text(self, kind: str, text: str) -> None:
         open_ = self._open
@@ -222,21 +241,29 @@ class OpenAIStreamDecoder:
             args = orjson.dumps(args).decode()
         if key not in self._calls:
             name = function.get("name") or ""
-            self._calls[key] = _Call(piece.get("id") or f"toolu_{secrets.token_hex(12)}",
-                                     self._tool_names.get(name, name))
+            upstream_id = piece.get("id") or ""
+            self._calls[key] = _Call(upstream_id or f"toolu_{secrets.token_hex(12)}",
+                                     self._tool_names.get(name, name), upstream_id=upstream_id)
         self._route(_Item("tool", args, key))
 
     def _call_key(self, piece: dict[str, Any]) -> int:
-        key = piece.get("index")
-        call_id = piece.get("id")
-        if not isinstance(key, int):  # no index at all: a new id is a new call
-            key = max(self._calls, default=-1)
-            if call_id or key < 0:
-                key += 1
-        known = self._calls.get(key)
-        if known is not None and call_id and call_id != known.id:
-            # Every call on index 0 (a known upstream bug): a new id means a new call.
+        """Our key for the call a fragment belongs to. Normally the upstream's index; but
+        some servers put every call on index 0, or send no index, and then a new id is a
+        new call and the id-less fragments that follow belong to it."""
+        index, call_id = piece.get("index"), piece.get("id")
+        if not isinstance(index, int):
+            known = next((k for k, c in self._calls.items() if call_id and c.id == call_id),
+                         None)
+            if known is not None:
+                return known
+            index = -1  # all index-less fragments share one alias
+        key = self._alias.get(index, index)
+        current = self._calls.get(key)
+        if current is not None and call_id and current.upstream_id and call_id != current.id:
             key = max(self._calls) + 1
+        elif key < 0:
+            key = max(self._calls, default=-1) + (1 if call_id or not self._calls else 0)
+        self._alias[index] = key
         return key
 
     # ---------------------------------------------------------------- blocks
@@ -283,13 +310,14 @@ class OpenAIStreamDecoder:
         else:
             self._calls[item.call].args.append(item.text)
             self._out.append(ToolArgsDelta(index, item.text))
-            if self._pending and self._may_close():
+            # Arguments can only be complete after a "}": no parse per fragment otherwise.
+            if self._pending and item.text.rstrip().endswith("}") and self._may_close():
                 self._close()
                 self._drain()
 
     def _may_close(self) -> bool:
         open_ = self._open
-        if open_ is None or open_.kind != "tool" or self.done:
+        if open_ is None or open_.kind != "tool" or self._ending:
             return True
         raw = "".join(self._calls[open_.call].args)
         try:
@@ -320,16 +348,27 @@ class OpenAIStreamDecoder:
     def _end(self) -> None:
         if self.done:
             return
-        self.done = True  # from here on, every open block may close
-        self._drain()
+        self._ending = True  # from here on, every open block may close
+        # What still waits goes out one call (or kind) at a time, in order of first
+        # appearance: interleaved fragments of two calls must not close each other.
+        groups: dict[tuple[str, int], list[_Item]] = {}
+        for item in self._pending:
+            groups.setdefault((item.kind, item.call), []).append(item)
+        self._pending = []
+        for items in groups.values():
+            for item in items:
+                self._route(item)
         self._close()
         self._out.append(MessageDelta(self._stop_reason(), self._final_usage()))
         self._out.append(MessageStop())
+        self.done = True
 
     def _stop_reason(self) -> str:
         reason = STOP_REASONS.get(self._finish_reason or "stop", "end_turn")
         if self._used_tools and reason == "end_turn":
             return "tool_use"  # the client only runs tools when told so (peers.md 2)
+        if not self._used_tools and reason == "tool_use":
+            return "end_turn"  # "tool_calls" with no call: nothing for the client to run
         return reason
 
     def _final_usage(self) -> Usage:
@@ -343,11 +382,24 @@ def _parse(data: str) -> dict[str, Any]:
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise UpstreamProtocolError(
-            f"The upstream sent a stream frame that is not JSON: {data[:200]!r}") from None
+        chunk = _parse_with_lone_surrogates(data)
     if not isinstance(chunk, dict):
         raise UpstreamProtocolError("The upstream sent a stream frame that is not an object.")
     return chunk
+
+
+def _parse_with_lone_surrogates(data: str) -> Any:
+    """Some servers cut an emoji's surrogate pair across two chunks ("\\ud83d" then
+    "\\ude00"); each half alone is not JSON to orjson. Such halves become U+FFFD, and
+    anything else that does not parse is a protocol error."""
+    mended = _LONE_SURROGATE.sub(r"\\ufffd", data)
+    try:
+        if mended != data:
+            return orjson.loads(mended)
+    except orjson.JSONDecodeError:
+        pass
+    raise UpstreamProtocolError(
+        f"The upstream sent a stream frame that is not JSON: {data[:200]!r}") from None
 
 
 def _usage(usage: dict[str, Any]) -> Usage:
