@@ -36,6 +36,7 @@ class Settings:
     upstream_max_tokens_field: str = "max_tokens"
     send_reasoning_effort: bool = True
     replay_reasoning: bool = False
+    system_messages: str = "merge"
     default_max_tokens: int = 16384
     system_prompt: str = ""
     anthropic_version: str = "2023-06-01"
@@ -103,6 +104,9 @@ SETTINGS = (
           "reasoning_effort (true/false; false for upstreams that reject it)"),
     _Spec("replay_reasoning", "--replay-reasoning", "send earlier thinking back as "
           "reasoning_content (DeepSeek tool loops need it)"),
+    _Spec("system_messages", "--system-messages", "merge: system messages after the first "
+          "turn join the leading system prompt (most chat templates allow no other); "
+          "inline: they stay in place, for OpenAI-compatible upstreams that accept it"),
     _Spec("default_max_tokens", "--default-max-tokens", "max_tokens for an Anthropic upstream "
           "when an OpenAI client sets none"),
     _Spec("system_prompt", "--system-prompt", "system prompt added to requests that have none"),
@@ -167,6 +171,7 @@ def _check_choices(settings: Settings) -> None:
                              "of header names to strings.")
     for name, allowed in (("upstream_dialect", ("openai", "anthropic")),
                           ("model_override", ("auto", "true", "false")),
+                          ("system_messages", ("merge", "inline")),
                           ("upstream_max_tokens_field", ("max_tokens", "max_completion_tokens"))):
         if getattr(settings, name) not in allowed:
             raise SystemExit(f"llm-dialect-proxy: {name.upper()} must be one of "

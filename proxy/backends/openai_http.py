@@ -111,4 +111,5 @@ class OpenAIBackend:
                              max_tokens_field=s.upstream_max_tokens_field,
                              max_tokens_cap=s.max_tokens_cap or None,
                              send_reasoning_effort=s.send_reasoning_effort,
-                             replay_reasoning=s.replay_reasoning)
+                             replay_reasoning=s.replay_reasoning,
+                             inline_system_messages=s.system_messages == "inline")

@@ -100,16 +100,16 @@ def test_tool_messages_follow_their_assistant_turn(rendered: Rendered) -> None:
 
 def test_conversation_shape(rendered: Rendered) -> None:
     roles = [m["role"] for m in rendered.body["messages"]]
-    assert roles == ["system", "user", "system", "assistant", "tool", "tool", "assistant",
+    assert roles == ["system", "user", "assistant", "tool", "tool", "assistant",
                      "tool", "assistant", "tool", "user"]
-    env = rendered.body["messages"][2]["content"]
-    assert env.startswith("# Environment")
+    system = rendered.body["messages"][0]["content"]
+    assert "# Environment" in system  # Claude Code's env message, merged into the system
     first_user = rendered.body["messages"][1]["content"]
     assert [p["type"] for p in first_user] == ["text", "file", "text"]
     assert first_user[1]["file"]["file_data"].startswith("data:application/pdf;base64,")
     picture = rendered.body["messages"][-1]["content"][-1]
     assert picture["image_url"]["url"].startswith("data:image/png;base64,iVBOR")
-    loaded = rendered.body["messages"][7]["content"]
+    loaded = rendered.body["messages"][6]["content"]
     assert "WebFetch" in loaded and "Tool loaded." in loaded
 
 

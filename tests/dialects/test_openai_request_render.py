@@ -50,11 +50,19 @@ def msgs(*messages: Message, **fields: Any) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- messages
 
 
-def test_system_joined_first_and_system_messages_kept_in_place() -> None:
-    out = msgs(user(TextPart("Hi")), Message("system", (TextPart("# Env"), TextPart("cwd"))),
-               assistant(TextPart("Hello")), system=("You are X.", "Be brief."))
+def test_system_joined_first_and_later_system_messages_merged_into_it() -> None:
+    turns = (user(TextPart("Hi")), Message("system", (TextPart("# Env"), TextPart("cwd"))),
+             assistant(TextPart("Hello")))
+    out = msgs(*turns, system=("You are X.", "Be brief."))
     assert out == [
-        {"role": "system", "content": "You are X.\n\nBe brief."},
+        {"role": "system", "content": "You are X.\n\nBe brief.\n\n# Env\n\ncwd"},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+    ]
+    inline = render(*turns, system=("You are X.",), options=RenderOptions(
+        model="gpt-test", inline_system_messages=True)).body["messages"]
+    assert inline == [
+        {"role": "system", "content": "You are X."},
         {"role": "user", "content": "Hi"},
         {"role": "system", "content": "# Env\n\ncwd"},
         {"role": "assistant", "content": "Hello"},

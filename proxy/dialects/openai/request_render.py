@@ -39,6 +39,7 @@ class RenderOptions:
     max_tokens_cap: int | None = None
     send_reasoning_effort: bool = True
     replay_reasoning: bool = False  # DeepSeek-style: thinking back as reasoning_content
+    inline_system_messages: bool = False  # keep later system messages in place
 
 
 @dataclass(slots=True)
@@ -82,8 +83,14 @@ def render_request(request: Request, options: RenderOptions) -> Rendered:
 
 def _messages(request: Request, options: RenderOptions) -> list[Any]:
     out: list[dict[str, Any]] = []
-    if request.system:
-        out.append({"role": "system", "content": "\n\n".join(request.system)})
+    system = list(request.system)
+    if not options.inline_system_messages:
+        # Many chat templates (Qwen, llama.cpp, MiniMax) refuse a system message anywhere
+        # but first; Claude Code sends one after the first user turn on every request.
+        system += [t for m in request.messages if m.role == "system"
+                   if (t := _plain_text(m.parts))]
+    if system:
+        out.append({"role": "system", "content": "\n\n".join(system)})
     for message in request.messages:
         if message.role == "assistant":
             turn = _assistant(message, options)
@@ -91,7 +98,7 @@ def _messages(request: Request, options: RenderOptions) -> list[Any]:
                 out.append(turn)  # a turn of thinking alone says nothing upstream
         elif message.role == "system":
             text = _plain_text(message.parts)
-            if text:
+            if text and options.inline_system_messages:
                 out.append({"role": "system", "content": text})
         else:
             out.extend(_user_turn(message.parts))
@@ -103,7 +110,8 @@ def _assistant(message: Message, options: RenderOptions) -> dict[str, Any]:
     calls = [{"id": p.id, "type": "function", "function": {
         "name": upstream_tool_name(p.name), "arguments": orjson.dumps(p.input).decode()}}
         for p in message.parts if isinstance(p, ToolUsePart)]
-    out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    out: dict[str, Any] = {"role": "assistant",
+                           "content": "\n\n".join(texts) if texts else None}
     if calls:
         out["tool_calls"] = calls
     if options.replay_reasoning:
