@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -46,9 +47,18 @@ def _announce(settings: Settings) -> None:
             "`python -m proxy --upstream https://api.deepseek.com/v1 --model deepseek-chat`.")
     else:
         model = settings.model or "(the client's own model name)"
-        log.info("forwarding to %s as model %s", settings.upstream_url, model)
+        log.info("forwarding to %s (%s) as model %s", _without_credentials(settings.upstream_url),
+                 settings.upstream_dialect, model)
     log.info("llm-dialect-proxy listening on %s; point Claude Code at it with "
              "ANTHROPIC_BASE_URL=%s", where, where)
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"***@{host}").geturl()
 
 
 if __name__ == "__main__":

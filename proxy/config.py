@@ -83,7 +83,7 @@ SETTINGS = (
     _Spec("upstream_dialect", "--upstream-dialect", "what the upstream speaks: openai or "
           "anthropic"),
     _Spec("upstream_api_key", "--api-key", "key sent upstream; unset, the client's own key is "
-          "passed through (never the proxy's key)"),
+          "passed through (never the proxy's key, never an Anthropic key to another provider)"),
     _Spec("model", "--model", "upstream model (answers still name the model the client asked "
           "for); see MODEL_OVERRIDE"),
     _Spec("model_override", "--model-override", "true: MODEL replaces every requested model; "
@@ -96,7 +96,8 @@ SETTINGS = (
           "timeout: long generations are fine)"),
     _Spec("max_body_bytes", "--max-body-bytes", "largest request body accepted (413 beyond)"),
     _Spec("log_level", "--log-level", "DEBUG, INFO, WARNING or ERROR"),
-    _Spec("ping_interval", "--ping-interval", "seconds of stream silence before a keep-alive"),
+    _Spec("ping_interval", "--ping-interval", "seconds of stream silence before a keep-alive "
+          "(0: none)"),
     _Spec("max_tokens_cap", "--max-tokens-cap", "clamp max_tokens sent upstream (0: no clamp)"),
     _Spec("upstream_max_tokens_field", "--upstream-max-tokens-field",
           "max_tokens or max_completion_tokens (o-series)"),

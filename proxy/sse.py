@@ -27,10 +27,11 @@ _new_event = tuple.__new__  # a NamedTuple without its Python-level __new__: hot
 class SSEDecoder:
     """Incremental decoder: ``feed(chunk)`` returns the events completed by that chunk."""
 
-    __slots__ = ("_data", "_event", "_partial", "_skip_lf", "_started")
+    __slots__ = ("_data", "_event", "_held", "_partial", "_skip_lf", "_started")
 
     def __init__(self) -> None:
         self._partial = b""
+        self._held: list[bytes] = []  # reads with no line end: the middle of a long line
         self._skip_lf = False
         self._started = False
         self._data: list[str] = []
@@ -43,8 +44,18 @@ class SSEDecoder:
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
+                if not chunk:
+                    return []
         if not self._started:
             chunk = self._strip_bom(chunk)
+        elif b"\n" not in chunk and b"\r" not in chunk:
+            # Nothing can complete before a line ends: hold the read, so a frame of many
+            # megabytes in small reads costs linear time, not quadratic.
+            self._held.append(chunk)
+            return []
+        if self._held:
+            chunk = b"".join(self._held) + chunk
+            self._held.clear()
         buf = self._partial + chunk if self._partial else chunk
         if b"\r" not in buf and not self._data and self._event is None:
             return self._feed_lf_frames(buf)
@@ -83,7 +94,7 @@ class SSEDecoder:
     @property
     def truncated(self) -> bool:
         """True when the stream, were it to end now, would end inside a frame."""
-        return bool(self._partial or self._data or self._event is not None)
+        return bool(self._partial or self._held or self._data or self._event is not None)
 
     def _strip_bom(self, chunk: bytes) -> bytes:
         whole = self._partial + chunk

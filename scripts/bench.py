@@ -48,6 +48,7 @@ import asyncio
 import math
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -77,6 +78,7 @@ from bench_upstreams import (  # noqa: E402
 REPO = HERE.parent
 DIALECTS = ("openai", "anthropic")
 PCTS = (50, 95, 99)
+REQUEST_ID = re.compile(r"req_\w+")
 Options = argparse.Namespace
 TARGET_ADDED_AT, TARGET_RATIO_AT = 1, 64  # the concurrencies the two targets apply at
 
@@ -239,7 +241,8 @@ class Runner:
             async with asyncio.timeout(self.timeout):
                 async with post(target.url, data=target.body, headers=target.headers) as resp:
                     if resp.status != 200:
-                        return Sample(0.0, 0.0, f"HTTP {resp.status}: {(await resp.text())[:200]}")
+                        text = REQUEST_ID.sub("req_*", await resp.text())  # so alike ones group
+                        return Sample(0.0, 0.0, f"HTTP {resp.status}: {text[:200]}")
                     async for chunk in resp.content.iter_any():
                         if not ttfb:
                             ttfb = time.perf_counter() - start

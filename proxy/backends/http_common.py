@@ -56,13 +56,20 @@ def upstream_key(settings: Settings, client_key: str | None) -> str | None:
         return settings.upstream_api_key
     if not client_key or client_key == settings.proxy_api_key:
         return None
+    if client_key.startswith("sk-ant-") and not settings.anthropic:
+        return None  # an Anthropic key or token is no other provider's business
     return client_key
 
 
 async def status_error(response: aiohttp.ClientResponse, key: str | None) -> UpstreamStatusError:
-    raw = await response.content.read(ERROR_BODY_LIMIT)
+    raw = bytearray()
+    while len(raw) < ERROR_BODY_LIMIT:  # one read() returns only what has arrived so far
+        piece = await response.content.read(ERROR_BODY_LIMIT - len(raw))
+        if not piece:
+            break
+        raw += piece
     status, kind = status_for_upstream(response.status)
-    message = redact(error_message(raw) or f"The upstream answered HTTP {response.status}.",
+    message = redact(error_message(bytes(raw)) or f"The upstream answered HTTP {response.status}.",
                      key)
     log.warning("upstream answered %s: %s", response.status, message[:300])
     error = UpstreamStatusError(message, status=status, kind=kind)

@@ -40,6 +40,7 @@ from proxy.dialects.openai.stream_decode import OpenAIStreamDecoder
 from proxy.sse import SSEDecoder
 
 log = logging.getLogger("proxy.upstream")
+MAX_LEARNED_MODELS = 256
 
 
 class OpenAIBackend:
@@ -85,7 +86,11 @@ class OpenAIBackend:
                     key: str | None) -> aiohttp.ClientResponse:
         """POST upstream; a 400 that names a limit of the model is mended and retried once."""
         model = str(body["model"])
-        learned = self._learned.setdefault(model, Learned())
+        learned = self._learned.get(model)
+        if learned is None:
+            if len(self._learned) >= MAX_LEARNED_MODELS:  # clients choose model names
+                self._learned.pop(next(iter(self._learned)))
+            learned = self._learned[model] = Learned()
         body, mendable = learned.apply(body), True
         headers = dict(self._headers)
         if key:

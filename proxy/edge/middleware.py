@@ -8,6 +8,7 @@ body, so no key reaches a log.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -58,6 +59,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away (nginx's word for it)
         raise
     finally:
         total = (time.perf_counter() - started) * 1000

@@ -17,7 +17,15 @@ from typing import Protocol
 
 from aiohttp import web
 
-from proxy.canonical import CollectedMessage, Collector, Event, MessageDelta, MessageStop, coalesce
+from proxy.canonical import (
+    CollectedMessage,
+    Collector,
+    Event,
+    MessageDelta,
+    MessageStart,
+    MessageStop,
+    coalesce,
+)
 from proxy.errors import ProxyError, UpstreamProtocolError
 from proxy.keys import REQUEST_ID_KEY, STARTED_KEY, STOP_REASON_KEY, TTFB_MS_KEY, USAGE_KEY
 
@@ -32,13 +40,14 @@ class StreamEncoder(Protocol):
 
 class Pinger:
     """Writes a keep-alive after ``interval`` seconds without a write. A timer, not a task:
-    it costs nothing per event (writes only stamp ``last_write``) and little per stream."""
+    it costs nothing per event (writes only stamp ``last_write``) and little per stream.
+    An interval of 0 or less turns keep-alives off."""
 
     def __init__(self, response: web.StreamResponse, ping: bytes, interval: float) -> None:
         self.last_write = time.monotonic()
         self._response, self._ping, self._interval = response, ping, interval
         self._loop = asyncio.get_running_loop()
-        self._timer = self._loop.call_later(interval, self._due)
+        self._timer = self._loop.call_later(interval, self._due) if interval > 0 else None
         self._sending: asyncio.Task[None] | None = None
 
     def _due(self) -> None:
@@ -49,60 +58,100 @@ class Pinger:
         self._timer = self._loop.call_later(self._interval - idle, self._due)
 
     async def _send(self) -> None:
-        with contextlib.suppress(ConnectionError):
+        try:
             await self._response.write(self._ping)
+        except Exception:  # a closed or finished response: the stream's owner will see it
+            return
+        finally:
+            self._sending = None
         self.last_write = time.monotonic()
-        self._sending = None
 
     async def stop(self) -> None:
-        self._timer.cancel()
-        if self._sending is not None:
-            self._sending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sending
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task = self._sending
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def stream_events(request: web.Request, batches: AsyncIterator[list[Event]],
                         encoder: StreamEncoder, *, ping: bytes, interval: float,
                         error_frame: Callable[[str, str], bytes]) -> web.StreamResponse:
-    try:
-        first = await anext(batches)
-    except StopAsyncIteration:
-        raise UpstreamProtocolError("The upstream stream was empty.") from None
+    first, waiting = await _first_content(batches, interval)
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     request[TTFB_MS_KEY] = (time.perf_counter() - request[STARTED_KEY]) * 1000
     pinger = Pinger(response, ping, interval)
     try:
-        await _pump(request, response, first, batches, encoder, pinger)
+        await _pump(request, response, first, waiting, batches, encoder, pinger)
     except ProxyError as exc:
+        await pinger.stop()
         await _write_error(request, response, error_frame(exc.kind, exc.message), exc.message)
     except ConnectionError:
         log.info("%s: client went away mid-stream", request.get(REQUEST_ID_KEY))
     except Exception:
         log.exception("%s: stream failed", request.get(REQUEST_ID_KEY))
+        await pinger.stop()
         await _write_error(request, response, error_frame("api_error", "The proxy failed "
                                                           "unexpectedly; see its log."), "bug")
     finally:
         await pinger.stop()
+        if waiting is not None and not waiting.done():
+            waiting.cancel()  # the generator must stop running before it can be closed
+            await asyncio.gather(waiting, return_exceptions=True)
         await batches.aclose()  # type: ignore[attr-defined]
     return response
 
 
+NextBatch = asyncio.Future[list[Event] | None]
+
+
+async def _first_content(batches: AsyncIterator[list[Event]],
+                         wait: float) -> tuple[list[Event], NextBatch | None]:
+    """The commit point: the events up to the first real content (the made-up
+    message_start alone does not count), so a failure right after the upstream's first
+    frame is still an honest HTTP error. An upstream silent for longer than ``wait`` gets
+    its headers sent anyway, with the read still pending, so keep-alives can flow."""
+    try:
+        first = await anext(batches)
+    except StopAsyncIteration:
+        raise UpstreamProtocolError("The upstream stream was empty.") from None
+    while all(isinstance(event, MessageStart) for event in first):
+        pending: NextBatch = asyncio.ensure_future(anext(batches, None))
+        try:
+            done, _ = await asyncio.wait({pending}, timeout=wait if wait > 0 else None)
+        except BaseException:
+            pending.cancel()
+            raise
+        if not done:
+            return first, pending
+        more = pending.result()
+        if more is None:
+            break
+        first = first + more
+    return first, None
+
+
 async def _pump(request: web.Request, response: web.StreamResponse, first: list[Event],
-                batches: AsyncIterator[list[Event]], encoder: StreamEncoder,
-                pinger: Pinger) -> None:
+                waiting: NextBatch | None, batches: AsyncIterator[list[Event]],
+                encoder: StreamEncoder, pinger: Pinger) -> None:
     batch: list[Event] | None = first
     while batch is not None:
         _note(request, batch)
         await response.write(encoder.encode(coalesce(batch)))
         pinger.last_write = time.monotonic()
         if isinstance(batch[-1], MessageStop):
+            await pinger.stop()
             await response.write_eof()  # the client is done; the backend may tidy up
             async for _ in batches:
                 pass
             return
-        batch = await anext(batches, None)
+        if waiting is not None:
+            batch, waiting = await waiting, None
+        else:
+            batch = await anext(batches, None)
     raise UpstreamProtocolError("The upstream stream ended before it finished.")
 
 

@@ -96,3 +96,11 @@ async def test_models_in_the_askers_format(proxy_url: str) -> None:
     openai_client = openai.AsyncOpenAI(base_url=proxy_url + "/v1", api_key="k", max_retries=0)
     page = await openai_client.models.list()
     assert [(m.id, m.object) for m in page.data] == [("upstream-model", "model")]
+
+
+async def test_an_anthropic_key_never_goes_to_another_provider(
+        upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
+    api = anthropic.AsyncAnthropic(base_url=proxy_url, api_key="sk-ant-api03-secret",
+                                   max_retries=0)
+    await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    assert upstream_auth(upstream) is None

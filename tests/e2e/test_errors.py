@@ -173,3 +173,47 @@ async def test_unknown_paths_answer_at_once(proxy_url: str) -> None:
             assert (await response.json())["type"] == "error"
         async with session.get(proxy_url + "/health") as response:
             assert (await response.json())["status"] == "ok"
+
+
+async def test_an_error_right_after_the_first_frame_is_still_an_http_error(
+        upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
+    """The made-up message_start is not content: headers wait for the first real event."""
+    role_chunk = text_stream(["x"])[0]
+    upstream.scenario = Stream([role_chunk, error_chunk("Rate limit reached", "rate_limit_exceeded")],
+                               delay=0.05)
+    status, _, body = await post(proxy_url, {**BODY, "stream": True})
+    assert status == 429 and body["error"]["type"] == "rate_limit_error"
+
+
+async def test_a_slow_first_token_still_gets_headers_and_pings(
+        upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
+    url = await start_proxy(upstream_url=upstream.base_url, ping_interval=0.1)  # type: ignore[attr-defined]
+    chunks = text_stream(["late"])
+    upstream.scenario = Stream([chunks[0], b": thinking\n\n", *chunks[1:]], delay=0.35)
+    async with aiohttp.ClientSession() as session, session.post(
+            url + "/v1/messages", json={**BODY, "stream": True}) as response:
+        assert response.status == 200
+        raw = await response.read()
+    frames = parse_anthropic_sse(raw)
+    assert [n for n, _ in frames][:2] == ["message_start", "ping"]
+    check_anthropic_stream(frames)
+
+
+@pytest.mark.parametrize("content", [5, [{"type": "text", "text": 5}]])
+async def test_a_bad_document_content_is_a_400_not_a_crash(proxy_url: str, content: Any) -> None:
+    document = {"type": "document", "source": {"type": "content", "content": content}}
+    body = {**BODY, "messages": [{"role": "user", "content": [document]}]}
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        status, _, answer = await post(proxy_url, body, path=path)
+        assert status == 400 and answer["error"]["type"] == "invalid_request_error"
+
+
+async def test_keep_alives_can_be_turned_off(upstream: FakeOpenAIUpstream,
+                                             start_proxy: Any) -> None:
+    url = await start_proxy(upstream_url=upstream.base_url, ping_interval=0)  # type: ignore[attr-defined]
+    upstream.scenario = Stream(text_stream(["a", "b"]), delay=0.05)
+    async with aiohttp.ClientSession() as session, session.post(
+            url + "/v1/messages", json={**BODY, "stream": True}) as response:
+        frames = parse_anthropic_sse(await response.read())
+    assert "ping" not in [name for name, _ in frames]
+    check_anthropic_stream(frames)

@@ -170,9 +170,8 @@ def _document(block: dict[str, Any], path: str) -> DocumentPart:
     if kind == "url":
         return DocumentPart(url=required(source, "url", str, f"{path}.source"), title=title)
     if kind == "content":
-        inner = source.get("content")
-        text = inner if isinstance(inner, str) else "\n".join(
-            b.get("text", "") for b in inner or [] if isinstance(b, dict))
+        parts = _content(source.get("content"), f"{path}.source.content", [])
+        text = "\n".join(p.text for p in parts if isinstance(p, TextPart))
         return DocumentPart(text=text, title=title)
     raise InvalidRequest(f"{path}.source.type: unsupported document source {kind!r}.",
                          param=f"{path}.source.type")

@@ -8,6 +8,8 @@ decoder, which restores them (peers.md lesson 10).
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,6 +176,10 @@ def _image(part: ImagePart) -> dict[str, Any]:
 
 
 def _document(part: DocumentPart) -> dict[str, Any]:
+    if part.data is not None and (part.media_type or "").startswith("text/"):
+        with contextlib.suppress(ValueError):
+            part = DocumentPart(text=base64.b64decode(part.data).decode("utf-8"),
+                                title=part.title)
     if part.data is not None:
         return {"type": "file", "file": {
             "file_data": f"data:{part.media_type or 'application/pdf'};base64,{part.data}",
