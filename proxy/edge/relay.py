@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from proxy.backends.http_common import redact, upstream_failures
+from proxy.edge.streaming import CoalescingResponse
 from proxy.keys import REQUEST_ID_KEY, STARTED_KEY, STOP_REASON_KEY, TTFB_MS_KEY, USAGE_KEY
 
 log = logging.getLogger("proxy.relay")
@@ -49,7 +50,7 @@ async def relay(request: web.Request, session: aiohttp.ClientSession, url: str, 
     headers = {**headers, "accept-encoding": "identity"}
     with upstream_failures():
         async with session.post(url, data=body, headers=headers) as upstream:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            response = CoalescingResponse(status=upstream.status, reason=upstream.reason)
             for name, value in upstream.headers.items():
                 if name.lower() not in HOP_BY_HOP:
                     response.headers.add(name, value)
@@ -77,8 +78,8 @@ async def _pump(request: web.Request, upstream: aiohttp.ClientResponse,
         _note(request, bytes(head), b"".join(tail), upstream.status, key)
         await _fail(request, upstream, response, error_frame, exc)
         return
-    _note(request, bytes(head), b"".join(tail), upstream.status, key)
     await response.write_eof()
+    _note(request, bytes(head), b"".join(tail), upstream.status, key)  # the client is done
 
 
 async def _fail(request: web.Request, upstream: aiohttp.ClientResponse,
@@ -101,17 +102,24 @@ async def _fail(request: web.Request, upstream: aiohttp.ClientResponse,
 
 def _note(request: web.Request, head: bytes, tail: bytes, status: int,
           key: str | None) -> None:
-    """Usage and stop reason for the access line, read off the body's ends."""
-    text = head + tail
-    found = {name: int(m[-1]) for name, rx in _NUMBERS.items() if (m := rx.findall(text))}
+    """Usage and stop reason for the access line, read off the body's two ends. Only the
+    few hundred bytes after the last ``"usage"`` key of each end are searched, so a long
+    body costs two ``rfind``s, not a scan."""
+    window = _after(head, b'"usage"') + _after(tail, b'"usage"')
+    found = {name: int(m[-1]) for name, rx in _NUMBERS.items() if (m := rx.findall(window))}
     if found:
         inputs = found.get("input_tokens", found.get("prompt_tokens", 0))
         cached = found.get("cache_read_input_tokens", found.get("cached_tokens", 0))
         outputs = found.get("output_tokens", found.get("completion_tokens", 0))
         request[USAGE_KEY] = f"in={inputs}+{cached}cached,out={outputs}"
-    stops = _STOP.findall(tail or head)
-    if stops:
-        request[STOP_REASON_KEY] = stops[-1].decode()
+    stop = _STOP.findall(_after(tail, b'"stop_reason"') or _after(tail, b'"finish_reason"'))
+    if stop:
+        request[STOP_REASON_KEY] = stop[-1].decode()
     if status >= 400 or b'"error"' in tail:
         log.warning("%s: upstream error relayed (HTTP %s): %s", request.get(REQUEST_ID_KEY),
                     status, redact(tail[-500:].decode("utf-8", "replace"), key))
+
+
+def _after(data: bytes, marker: bytes, span: int = 400) -> bytes:
+    at = data.rfind(marker)
+    return data[at:at + span] if at >= 0 else b""

@@ -215,3 +215,16 @@ async def test_thinking_is_left_out_of_a_tool_loop_it_cannot_sign(
     await api.chat.completions.create(model="c", messages=history, tools=TOOLS,  # type: ignore[arg-type]
                                       reasoning_effort="high")
     assert "thinking" not in anthropic_upstream.requests[-1]["body"]
+
+
+async def test_system_prompt_only_where_the_request_has_none(
+        anthropic_upstream: FakeAnthropicUpstream, start_proxy: Any) -> None:
+    url = await start_proxy(upstream_url=anthropic_upstream.base_url,  # type: ignore[attr-defined]
+                            upstream_dialect="anthropic", upstream_api_key="sk-ant-k",
+                            system_prompt="You are helpful.")
+    api = client(url + "/v1")
+    await api.chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
+    assert anthropic_upstream.requests[-1]["body"]["system"] == "You are helpful."
+    await api.chat.completions.create(model="c", messages=[  # type: ignore[arg-type]
+        {"role": "developer", "content": "Mine."}, *HELLO])
+    assert anthropic_upstream.requests[-1]["body"]["system"] == "Mine."
