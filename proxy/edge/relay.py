@@ -103,10 +103,11 @@ async def _fail(request: web.Request, upstream: aiohttp.ClientResponse,
 def _note(request: web.Request, head: bytes, tail: bytes, status: int,
           key: str | None) -> None:
     """Usage and stop reason for the access line, read off the body's two ends. Only the
-    few hundred bytes after the last ``"usage"`` key of each end are searched, so a long
-    body costs two ``rfind``s, not a scan."""
-    window = _after(head, b'"usage"') + _after(tail, b'"usage"')
-    found = {name: int(m[-1]) for name, rx in _NUMBERS.items() if (m := rx.findall(window))}
+    few hundred bytes after the first ``"usage"`` of the head (Anthropic's message_start:
+    input tokens) and the last of the tail (message_delta, OpenAI's usage chunk, a JSON
+    body) are searched, so a long body costs two searches, not a scan."""
+    found = _numbers(_after(head, b'"usage"', first=True))
+    found.update((k, v) for k, v in _numbers(_after(tail, b'"usage"')).items() if v)
     if found:
         inputs = found.get("input_tokens", found.get("prompt_tokens", 0))
         cached = found.get("cache_read_input_tokens", found.get("cached_tokens", 0))
@@ -120,6 +121,10 @@ def _note(request: web.Request, head: bytes, tail: bytes, status: int,
                     status, redact(tail[-500:].decode("utf-8", "replace"), key))
 
 
-def _after(data: bytes, marker: bytes, span: int = 400) -> bytes:
-    at = data.rfind(marker)
+def _after(data: bytes, marker: bytes, span: int = 400, first: bool = False) -> bytes:
+    at = data.find(marker) if first else data.rfind(marker)
     return data[at:at + span] if at >= 0 else b""
+
+
+def _numbers(window: bytes) -> dict[str, int]:
+    return {name: int(m[0]) for name, rx in _NUMBERS.items() if (m := rx.findall(window))}

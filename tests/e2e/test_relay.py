@@ -139,3 +139,26 @@ async def test_a_relay_cut_mid_stream_ends_with_an_error_frame(
         data = await response.read()
     assert b"[DONE]" not in data
     assert data.rstrip().splitlines()[-1].startswith(b'data: {"error"')
+
+
+async def test_relayed_usage_and_errors_reach_the_log(
+        anthropic_upstream: FakeAnthropicUpstream, start_proxy: Any,
+        caplog: Any) -> None:
+    import logging
+    caplog.set_level(logging.INFO)
+    url = await start_proxy(upstream_url=anthropic_upstream.base_url,  # type: ignore[attr-defined]
+                            upstream_dialect="anthropic", upstream_api_key="sk-ant-k")
+    anthropic_upstream.scenario = [
+        Stream(fake_anthropic.text_stream(["ok"], usage=(40, 7, 3, 0))),
+        ErrorResponse(400, fake_anthropic.error_body("invalid_request_error", "bad field x"))]
+    api = anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0)
+    async with api.messages.stream(model="c", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
+        await s.get_final_message()
+    try:
+        await api.messages.create(model="c", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    except anthropic.BadRequestError:
+        pass
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("proxy")]
+    access = [line for line in lines if "/v1/messages" in line and " 200 " in line]
+    assert access and "in=40+3cached,out=7" in access[-1] and "stop=end_turn" in access[-1]
+    assert any("bad field x" in line for line in lines)
