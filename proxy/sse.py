@@ -79,10 +79,18 @@ class SSEDecoder:
         partial = self._partial = frames.pop()
         # Two LFs a frame means every frame is a single line; if each is a data line, the
         # events are those lines (the usual OpenAI stream), built without a per-line loop.
-        if buf.count(b"\n") - partial.count(b"\n") == 2 * len(frames):
+        lines = buf.count(b"\n") - partial.count(b"\n")
+        if lines == 2 * len(frames):
             data = [f[6:].decode("utf-8", "replace") for f in frames if f.startswith(b"data: ")]
             if len(data) == len(frames):
                 return [_new_event(SSEEvent, (None, d)) for d in data]
+        elif lines == 3 * len(frames):  # "event: …" then "data: …" (the Anthropic habit)
+            pairs = [f.partition(b"\n")[::2] for f in frames]
+            if all(e.startswith(b"event: ") and d.startswith(b"data: ") and b"\n" not in d
+                   for e, d in pairs):
+                return [_new_event(SSEEvent, (e[7:].decode("utf-8", "replace"),
+                                              d[6:].decode("utf-8", "replace")))
+                        for e, d in pairs]
         events: list[SSEEvent] = []
         for frame in frames:
             if frame:

@@ -72,3 +72,15 @@ def test_a_frame_cut_in_the_middle_is_reported_not_dispatched() -> None:
 def test_encoders() -> None:
     assert encode_event(b"ping", b"{}") == b"event: ping\ndata: {}\n\n"
     assert encode_data(b"[DONE]") == b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("raw", [
+    b"data: a\n\nevent: x\ndata: y\nid: 1\n\n",   # line counts match the event+data shape
+    b"event: x\ndata: y\n\ndata: z\n\n",
+    b"event: a\ndata: 1\n\nevent: b\ndata: 2\n\n",
+    b"data: a\ndata: b\n\nevent: c\n\n",
+])
+def test_fast_paths_agree_with_the_line_by_line_rules(raw: bytes) -> None:
+    # Fed one byte at a time, every line takes the general path: the reference.
+    expected = decode_sse([raw[i:i + 1] for i in range(len(raw))])
+    assert decode_sse([raw]) == expected
