@@ -16,6 +16,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from proxy.providers import ConfigError, ProvidersFile, read_providers_file
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -43,10 +45,14 @@ class Settings:
     anthropic_beta: str = ""
     claude_code_headers: bool = False
     claude_code_profile: str = ""  # JSON object of headers over the built-in profile
+    config_path: str = ""
+    log_body_max_chars: int = 4096
+    log_stream_text_preview_chars: int = 256
+    providers_file: ProvidersFile | None = None  # read from config_path at start-up
 
     @property
     def upstream_configured(self) -> bool:
-        return bool(self.upstream_url)
+        return bool(self.upstream_url or self.providers_file)
 
     @property
     def chat_completions_url(self) -> str:
@@ -75,6 +81,8 @@ class _Spec:
 
 
 SETTINGS = (
+    _Spec("config_path", "--config", "providers file (JSON; the Go claude-proxy's config.json "
+          "works as is): several upstreams, keys, models, aliases, fallbacks"),
     _Spec("host", "--host", "address to listen on"),
     _Spec("port", "--port", "port to listen on"),
     _Spec("upstream_url", "--upstream", "upstream base URL as its SDK takes it: OpenAI-compatible "
@@ -120,6 +128,10 @@ SETTINGS = (
           "provider's terms"),
     _Spec("claude_code_profile", "--claude-code-profile", "JSON object of headers that "
           "replace or extend the built-in Claude Code profile, e.g. a newer user-agent"),
+    _Spec("log_body_max_chars", "--log-body-max-chars", "longest body excerpt in a debug log "
+          "line"),
+    _Spec("log_stream_text_preview_chars", "--log-stream-text-preview-chars", "longest "
+          "streamed-text preview in a debug log line"),
 )
 
 
@@ -154,10 +166,23 @@ def load_settings(argv: Sequence[str] | None = None,
             raw = environ.get(env, dotenv.get(env))
         if raw is not None:
             values[spec.name] = _convert(raw, str(types[spec.name]), env)
+    file = _providers_file(values.get("config_path", ""))
+    if file is not None:
+        # The file fills what flags, environment and .env left unset.
+        values = {**file.settings, **values, "providers_file": file}
     settings = Settings(**values)
     _check_choices(settings)
     return replace(settings, upstream_url=normalize_upstream(settings.upstream_url,
                                                              settings.anthropic))
+
+
+def _providers_file(path: str) -> ProvidersFile | None:
+    if not path:
+        return None
+    try:
+        return read_providers_file(path)
+    except ConfigError as exc:
+        raise SystemExit(f"llm-dialect-proxy: {exc}") from None
 
 
 def _check_choices(settings: Settings) -> None:

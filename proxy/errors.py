@@ -86,6 +86,8 @@ class UpstreamError(ProxyError):
 class UpstreamStatusError(UpstreamError):
     """The upstream answered with an HTTP error status before streaming."""
 
+    raw: bytes = b""  # the error body as the upstream sent it
+
 
 class UpstreamUnreachable(UpstreamError):
     status = 502

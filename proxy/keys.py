@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
 
-from proxy.backends.base import Backend
+from proxy.backends.upstreams import Upstreams
 from proxy.config import Settings
+from proxy.routing import Router
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
-UPSTREAM_SESSION_KEY = web.AppKey("upstream_session", aiohttp.ClientSession)
-BACKEND_KEY = web.AppKey("backend", Backend)
+ROUTER_KEY = web.AppKey("router", Router)
+UPSTREAMS_KEY = web.AppKey("upstreams", Upstreams)
 
 # Per-request facts the access line reports, written by whichever layer learns them.
 REQUEST_ID_KEY = web.RequestKey("request_id", str)

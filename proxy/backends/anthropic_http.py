@@ -12,25 +12,20 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import aiohttp
 import orjson
 
 from proxy import __version__
 from proxy.backends.base import Call
-from proxy.backends.http_common import (
-    FINISH_GRACE,
-    json_object,
-    next_chunk,
-    read_tail,
-    status_error,
-    upstream_failures,
-    upstream_key,
-)
+from proxy.backends.http_common import json_object, read_tail, status_error, upstream_failures
 from proxy.canonical import Event, Request
 from proxy.config import Settings
 from proxy.dialects.anthropic.request_render import RenderOptions, render_request
 from proxy.dialects.anthropic.stream_decode import AnthropicStreamDecoder
+from proxy.providers import Provider
+from proxy.routing import Route
 from proxy.sse import SSEDecoder
 
 # How Claude Code 2.1.330 presents itself (research/claude-code.md 3.2), in one place.
@@ -76,31 +71,35 @@ def anthropic_headers(settings: Settings, key: str | None,
 
 
 class AnthropicBackend:
-    def __init__(self, session: aiohttp.ClientSession, settings: Settings) -> None:
+    def __init__(self, session: aiohttp.ClientSession, provider: Provider,
+                 settings: Settings) -> None:
         self._session = session
         self._settings = settings
-        self._url = settings.upstream_url.rstrip("/") + "/v1/messages"
-        self._grace = min(FINISH_GRACE, settings.read_timeout)
+        self._provider = provider
+        self._url = provider.messages_url
 
-    async def stream(self, request: Request, call: Call) -> AsyncIterator[list[Event]]:
+    async def stream(self, request: Request, call: Call, route: Route,
+                     key: str | None) -> AsyncIterator[list[Event]]:
         settings = self._settings
-        body = render_request(request, RenderOptions(
-            model=settings.upstream_model(request.model),
-            default_max_tokens=settings.default_max_tokens))
+        max_tokens = request.max_tokens or settings.default_max_tokens
+        if route.max_tokens:
+            max_tokens = min(max_tokens, route.max_tokens)
+        body = render_request(replace(request, max_tokens=max_tokens), RenderOptions(
+            model=route.model, default_max_tokens=settings.default_max_tokens))
         decoder = AnthropicStreamDecoder(message_id=call.message_id, model=call.client_model,
                                          input_tokens=call.input_tokens)
-        key = upstream_key(settings, call.client_key)
+        headers = {**anthropic_headers(settings, key), **dict(self._provider.headers)}
         with upstream_failures():
             async with contextlib.AsyncExitStack() as stack:
                 response = await stack.enter_async_context(self._session.post(
-                    self._url, data=orjson.dumps(body), headers=anthropic_headers(settings, key)))
+                    self._url, data=orjson.dumps(body), headers=headers))
                 if response.status >= 400:
                     raise await status_error(response, key)
                 if response.content_type == "application/json":  # stream=true was ignored
                     yield decoder.feed_message(json_object(await response.read()))
                     return
                 sse, content = SSEDecoder(), response.content
-                while chunk := await next_chunk(content, False, self._grace):
+                while chunk := await content.readany():
                     events = decoder.feed(sse.feed(chunk))
                     if events:
                         yield events

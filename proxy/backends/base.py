@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from proxy.canonical import Event, Request
+from proxy.routing import Route
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,11 @@ class Call:
     client_model: str  # the name the client asked for, echoed in every answer
     input_tokens: int  # the local estimate, until the upstream reports the real count
     client_key: str | None = None  # the client's own credential, for pass-through
+    commit_wait: float = 15.0  # how long a silent upstream may hold the response headers
 
 
 class Backend(Protocol):
-    def stream(self, request: Request, call: Call) -> AsyncIterator[list[Event]]: ...
+    def stream(self, request: Request, call: Call, route: Route,
+               key: str | None) -> AsyncIterator[list[Event]]:
+        """Call ``route.model`` on the backend's provider with ``key``."""
+        ...

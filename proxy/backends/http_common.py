@@ -1,5 +1,5 @@
 """What every HTTP upstream shares: aiohttp failures as ``proxy.errors``, error bodies read
-and redacted, reads that give up politely, and the credential to send.
+and redacted, and reads that give up politely.
 
 The one place that knows how aiohttp fails, so every backend (and the same-dialect relay)
 reports a refused connection, a timeout or a cut stream the same way.
@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import orjson
 
-from proxy.config import Settings
 from proxy.errors import (
     UpstreamError,
     UpstreamProtocolError,
@@ -49,18 +48,6 @@ def upstream_failures() -> Iterator[None]:
         raise UpstreamUnreachable(f"The upstream request failed: {exc}") from None
 
 
-def upstream_key(settings: Settings, client_key: str | None) -> str | None:
-    """The configured upstream key; else the client's own, unless it is the proxy's key,
-    which authenticates clients to us and must never leave the proxy."""
-    if settings.upstream_api_key:
-        return settings.upstream_api_key
-    if not client_key or client_key == settings.proxy_api_key:
-        return None
-    if client_key.startswith("sk-ant-") and not settings.anthropic:
-        return None  # an Anthropic key or token is no other provider's business
-    return client_key
-
-
 async def status_error(response: aiohttp.ClientResponse, key: str | None) -> UpstreamStatusError:
     raw = bytearray()
     while len(raw) < ERROR_BODY_LIMIT:  # one read() returns only what has arrived so far
@@ -74,6 +61,7 @@ async def status_error(response: aiohttp.ClientResponse, key: str | None) -> Ups
     log.warning("upstream answered %s: %s", response.status, message[:300])
     error = UpstreamStatusError(message, status=status, kind=kind)
     error.retry_after = response.headers.get("retry-after")
+    error.raw = bytes(raw)
     return error
 
 

@@ -30,13 +30,14 @@ from proxy.backends.http_common import (
     read_tail,
     status_error,
     upstream_failures,
-    upstream_key,
 )
 from proxy.canonical import Event, Request
 from proxy.config import Settings
 from proxy.dialects.openai.limits import Learned, learn_from_refusal
 from proxy.dialects.openai.request_render import RenderOptions, render_request
 from proxy.dialects.openai.stream_decode import OpenAIStreamDecoder
+from proxy.providers import Provider
+from proxy.routing import Route
 from proxy.sse import SSEDecoder
 
 log = logging.getLogger("proxy.upstream")
@@ -44,23 +45,23 @@ MAX_LEARNED_MODELS = 256
 
 
 class OpenAIBackend:
-    def __init__(self, session: aiohttp.ClientSession, settings: Settings) -> None:
+    def __init__(self, session: aiohttp.ClientSession, provider: Provider,
+                 settings: Settings) -> None:
         self._session = session
         self._settings = settings
-        self._url = settings.chat_completions_url
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout,
-                                              sock_read=settings.read_timeout)
-        self._grace = min(FINISH_GRACE, settings.read_timeout)
+        self._url = provider.chat_completions_url
+        self._grace = min(FINISH_GRACE, provider.read_timeout or settings.read_timeout)
         self._headers = {"content-type": "application/json", "accept": "text/event-stream",
-                         "user-agent": f"llm-dialect-proxy/{__version__}"}
+                         "user-agent": f"llm-dialect-proxy/{__version__}",
+                         **dict(provider.headers)}
         self._learned: dict[str, Learned] = {}  # upstream model -> what it refused before
 
-    async def stream(self, request: Request, call: Call) -> AsyncIterator[list[Event]]:
-        rendered = render_request(request, self._render_options(request))
+    async def stream(self, request: Request, call: Call, route: Route,
+                     key: str | None) -> AsyncIterator[list[Event]]:
+        rendered = render_request(request, self._render_options(route))
         decoder = OpenAIStreamDecoder(message_id=call.message_id, model=call.client_model,
                                       input_tokens=call.input_tokens,
                                       tool_names=rendered.tool_names)
-        key = upstream_key(self._settings, call.client_key)
         with upstream_failures():
             async with contextlib.AsyncExitStack() as stack:
                 response = await self._post(stack, rendered.body, key)
@@ -97,7 +98,7 @@ class OpenAIBackend:
             headers["authorization"] = f"Bearer {key}"
         while True:
             response = await stack.enter_async_context(self._session.post(
-                self._url, data=orjson.dumps(body), headers=headers, timeout=self._timeout))
+                self._url, data=orjson.dumps(body), headers=headers))
             if response.status < 400:
                 return response
             error = await status_error(response, key)
@@ -110,11 +111,12 @@ class OpenAIBackend:
                      model, error.message[:200])
             body, mendable = mended, False
 
-    def _render_options(self, request: Request) -> RenderOptions:
+    def _render_options(self, route: Route) -> RenderOptions:
         s = self._settings
-        return RenderOptions(model=s.upstream_model(request.model),
+        caps = [c for c in (s.max_tokens_cap, route.max_tokens) if c]
+        return RenderOptions(model=route.model,
                              max_tokens_field=s.upstream_max_tokens_field,
-                             max_tokens_cap=s.max_tokens_cap or None,
+                             max_tokens_cap=min(caps) if caps else None,
                              send_reasoning_effort=s.send_reasoning_effort,
                              replay_reasoning=s.replay_reasoning,
                              inline_system_messages=s.system_messages == "inline")

@@ -1,17 +1,17 @@
 """Handlers for OpenAI clients (the openai SDK, LiteLLM, Continue, Open WebUI, Cursor):
-``/v1/chat/completions``, also under ``/api/v1``. Translated for an Anthropic upstream;
-relayed byte for byte to an OpenAI-compatible one."""
+``/v1/chat/completions``, also under ``/api/v1``. Relayed byte for byte when the routed
+provider speaks OpenAI; translated otherwise."""
 
 from __future__ import annotations
 
 import secrets
 import time
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
 from proxy.backends.base import Call
-from proxy.backends.http_common import upstream_key
 from proxy.canonical import Request
 from proxy.config import Settings
 from proxy.dialects.openai import responses as openai_responses
@@ -19,24 +19,28 @@ from proxy.dialects.openai.request_parse import parse_request, wants_usage
 from proxy.dialects.openai.stream_encode import PING, OpenAIStreamEncoder, error_frame
 from proxy.edge.body import json_response, read_body, require_upstream, with_model
 from proxy.edge.middleware import client_key
-from proxy.edge.relay import forwarded_headers, relay
+from proxy.edge.relay import Target, forwarded_headers, relay
 from proxy.edge.streaming import collect_events, stream_events
-from proxy.keys import BACKEND_KEY, MODEL_KEY, SETTINGS_KEY, UPSTREAM_SESSION_KEY
+from proxy.keys import MODEL_KEY, ROUTER_KEY, SETTINGS_KEY, UPSTREAMS_KEY
+from proxy.routing import Plan, Route
 from proxy.tokens import estimate_input_tokens
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     raw, body = await read_body(request)
     settings = request.app[SETTINGS_KEY]
-    if not settings.anthropic:
-        return await _relay(request, raw, body)
+    require_upstream(settings)
+    requested = body.get("model") if isinstance(body.get("model"), str) else ""
+    plan = request.app[ROUTER_KEY].plan(requested or settings.model)
+    if plan.first.provider.dialect == "openai":
+        return await _relay(request, raw, body, plan)
     parsed = _with_defaults(parse_request(body, default_model=settings.model), settings)
     request[MODEL_KEY] = parsed.model
-    require_upstream(settings)
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     call = Call(message_id=completion_id, client_model=parsed.model,
-                input_tokens=estimate_input_tokens(parsed), client_key=client_key(request))
-    batches = request.app[BACKEND_KEY].stream(parsed, call)
+                input_tokens=estimate_input_tokens(parsed), client_key=client_key(request),
+                commit_wait=settings.ping_interval)
+    batches = request.app[UPSTREAMS_KEY].stream(parsed, call, plan)
     if parsed.stream:
         encoder = OpenAIStreamEncoder(chunk_id=completion_id, model=parsed.model,
                                       include_usage=wants_usage(body))
@@ -55,15 +59,19 @@ def _with_defaults(request: Request, settings: Settings) -> Request:
     return request
 
 
-async def _relay(request: web.Request, raw: bytes, body: dict[str, object]) -> web.StreamResponse:
-    settings = request.app[SETTINGS_KEY]
-    require_upstream(settings)
-    requested = body.get("model")
-    model = settings.upstream_model(requested if isinstance(requested, str) else "")
-    request[MODEL_KEY] = model
-    key = upstream_key(settings, client_key(request))
-    headers = forwarded_headers(request)
-    if key:
-        headers["authorization"] = f"Bearer {key}"
-    return await relay(request, request.app[UPSTREAM_SESSION_KEY], settings.chat_completions_url,
-                       with_model(raw, body, model), headers, key, error_frame)
+async def _relay(request: web.Request, raw: bytes, body: dict[str, Any],
+                 plan: Plan) -> web.StreamResponse:
+    upstreams = request.app[UPSTREAMS_KEY]
+    request[MODEL_KEY] = plan.first.model
+    client_headers = forwarded_headers(request)
+
+    def target(route: Route, key: str | None) -> Target:
+        headers = {**client_headers, **dict(route.provider.headers)}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return (upstreams.sessions[route.provider.name], route.provider.chat_completions_url,
+                headers, with_model(raw, body, route.model))
+
+    same_dialect = Plan(tuple(r for r in plan.routes if r.provider.dialect == "openai"))
+    attempts = upstreams.attempts(same_dialect, client_key(request))
+    return await relay(request, attempts, target, error_frame)

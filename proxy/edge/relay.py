@@ -10,6 +10,7 @@ and last reads of the body.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -18,9 +19,12 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
-from proxy.backends.http_common import redact, upstream_failures
+from proxy.backends.failover import KEY_FAILURES, Attempts
+from proxy.backends.http_common import redact, status_error, upstream_failures
 from proxy.edge.streaming import CoalescingResponse
+from proxy.errors import UpstreamError, UpstreamUnreachable
 from proxy.keys import REQUEST_ID_KEY, STARTED_KEY, STOP_REASON_KEY, TTFB_MS_KEY, USAGE_KEY
+from proxy.routing import Route
 
 log = logging.getLogger("proxy.relay")
 HOP_BY_HOP = frozenset({
@@ -44,22 +48,69 @@ def forwarded_headers(request: web.Request) -> dict[str, str]:
             if k.lower() not in HOP_BY_HOP and k.lower() not in CLIENT_ONLY}
 
 
-async def relay(request: web.Request, session: aiohttp.ClientSession, url: str, body: bytes,
-                headers: dict[str, str], key: str | None,
+Target = tuple[aiohttp.ClientSession, str, dict[str, str], bytes]  # session, url, headers, body
+
+
+async def relay(request: web.Request, attempts: Attempts,
+                target: Callable[[Route, str | None], Target],
                 error_frame: Callable[[str, str], bytes]) -> web.StreamResponse:
-    headers = {**headers, "accept-encoding": "identity"}
-    with upstream_failures():
-        async with session.post(url, data=body, headers=headers) as upstream:
-            response = CoalescingResponse(status=upstream.status, reason=upstream.reason)
-            for name, value in upstream.headers.items():
-                if name.lower() not in HOP_BY_HOP:
-                    response.headers.add(name, value)
-            if upstream.content_length is not None:
-                response.content_length = upstream.content_length
-            await response.prepare(request)
-            request[TTFB_MS_KEY] = (time.perf_counter() - request[STARTED_KEY]) * 1000
-            await _pump(request, upstream, response, key, error_frame)
-            return response
+    """Relay to the first attempt that answers. Before any byte went out, a refused key or
+    an overloaded upstream moves on to the next key or fallback (``Attempts``); the last
+    refusal, if nothing answered, is relayed as the upstream sent it."""
+    refusal: web.Response | None = None
+    failure: UpstreamError | None = None
+    while (attempt := attempts.next()) is not None:
+        route, key = attempt
+        session, url, headers, body = target(route, key)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                with upstream_failures():
+                    upstream = await stack.enter_async_context(session.post(
+                        url, data=body, headers={**headers, "accept-encoding": "identity"}))
+            except UpstreamError as error:
+                failure = error
+                if attempts.failed(error):
+                    continue
+                raise
+            if upstream.status in KEY_FAILURES:
+                refusal, refused = await _refusal(upstream, key)
+                if attempts.failed(refused):
+                    continue
+                return refusal
+            attempts.succeeded()
+            return await _relay_answer(request, upstream, key, error_frame)
+    if refusal is not None:
+        return refusal
+    raise failure or UpstreamUnreachable("No upstream could take this request.")
+
+
+async def _relay_answer(request: web.Request, upstream: aiohttp.ClientResponse,
+                        key: str | None,
+                        error_frame: Callable[[str, str], bytes]) -> web.StreamResponse:
+    response = CoalescingResponse(status=upstream.status, reason=upstream.reason)
+    _copy_headers(upstream, response)
+    if upstream.content_length is not None:
+        response.content_length = upstream.content_length
+    await response.prepare(request)
+    request[TTFB_MS_KEY] = (time.perf_counter() - request[STARTED_KEY]) * 1000
+    await _pump(request, upstream, response, key, error_frame)
+    return response
+
+
+async def _refusal(upstream: aiohttp.ClientResponse,
+                   key: str | None) -> tuple[web.Response, UpstreamError]:
+    """A retryable refusal, read whole: kept to relay as is if nothing else answers."""
+    error = await status_error(upstream, key)
+    response = web.Response(status=upstream.status, reason=upstream.reason,
+                            body=redact(error.raw.decode("utf-8", "replace"), key).encode())
+    _copy_headers(upstream, response)
+    return response, error
+
+
+def _copy_headers(upstream: aiohttp.ClientResponse, response: web.StreamResponse) -> None:
+    for name, value in upstream.headers.items():
+        if name.lower() not in HOP_BY_HOP:
+            response.headers.add(name, value)
 
 
 async def _pump(request: web.Request, upstream: aiohttp.ClientResponse,

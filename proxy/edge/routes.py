@@ -14,13 +14,12 @@ from proxy.edge.body import json_response
 from proxy.edge.chat import chat_completions
 from proxy.edge.errors import ANTHROPIC, client_dialect
 from proxy.edge.messages import count_tokens, messages
-from proxy.keys import SETTINGS_KEY
+from proxy.keys import ROUTER_KEY, SETTINGS_KEY
 
 
 async def models(request: web.Request) -> web.Response:
     """``GET /v1/models`` in the asking client's format."""
-    settings = request.app[SETTINGS_KEY]
-    listed = [(settings.model, settings.model)] if settings.model else []
+    listed = request.app[ROUTER_KEY].listed_models()
     if client_dialect(request) == ANTHROPIC:
         return json_response(anthropic_responses.models_body(listed))
     return json_response(openai_responses.models_body(listed))

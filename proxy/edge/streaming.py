@@ -22,7 +22,6 @@ from proxy.canonical import (
     Collector,
     Event,
     MessageDelta,
-    MessageStart,
     MessageStop,
     coalesce,
 )
@@ -87,13 +86,18 @@ class Pinger:
 async def stream_events(request: web.Request, batches: AsyncIterator[list[Event]],
                         encoder: StreamEncoder, *, ping: bytes, interval: float,
                         error_frame: Callable[[str, str], bytes]) -> web.StreamResponse:
-    first, waiting = await _first_content(batches, interval)
+    """``batches`` come committed (backends/failover.py): the first one is the first real
+    content, or the upstream was silent so long that headers and pings should go out."""
+    try:
+        first = await anext(batches)
+    except StopAsyncIteration:
+        raise UpstreamProtocolError("The upstream stream was empty.") from None
     response = CoalescingResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     request[TTFB_MS_KEY] = (time.perf_counter() - request[STARTED_KEY]) * 1000
     pinger = Pinger(response, ping, interval)
     try:
-        await _pump(request, response, first, waiting, batches, encoder, pinger)
+        await _pump(request, response, first, batches, encoder, pinger)
     except ProxyError as exc:
         await pinger.stop()
         await _write_error(request, response, error_frame(exc.kind, exc.message), exc.message)
@@ -106,45 +110,13 @@ async def stream_events(request: web.Request, batches: AsyncIterator[list[Event]
                                                           "unexpectedly; see its log."), "bug")
     finally:
         await pinger.stop()
-        if waiting is not None and not waiting.done():
-            waiting.cancel()  # the generator must stop running before it can be closed
-            await asyncio.gather(waiting, return_exceptions=True)
         await batches.aclose()  # type: ignore[attr-defined]
     return response
 
 
-NextBatch = asyncio.Future[list[Event] | None]
-
-
-async def _first_content(batches: AsyncIterator[list[Event]],
-                         wait: float) -> tuple[list[Event], NextBatch | None]:
-    """The commit point: the events up to the first real content (the made-up
-    message_start alone does not count), so a failure right after the upstream's first
-    frame is still an honest HTTP error. An upstream silent for longer than ``wait`` gets
-    its headers sent anyway, with the read still pending, so keep-alives can flow."""
-    try:
-        first = await anext(batches)
-    except StopAsyncIteration:
-        raise UpstreamProtocolError("The upstream stream was empty.") from None
-    while all(isinstance(event, MessageStart) for event in first):
-        pending: NextBatch = asyncio.ensure_future(anext(batches, None))
-        try:
-            done, _ = await asyncio.wait({pending}, timeout=wait if wait > 0 else None)
-        except BaseException:
-            pending.cancel()
-            raise
-        if not done:
-            return first, pending
-        more = pending.result()
-        if more is None:
-            break
-        first = first + more
-    return first, None
-
-
 async def _pump(request: web.Request, response: web.StreamResponse, first: list[Event],
-                waiting: NextBatch | None, batches: AsyncIterator[list[Event]],
-                encoder: StreamEncoder, pinger: Pinger) -> None:
+                batches: AsyncIterator[list[Event]], encoder: StreamEncoder,
+                pinger: Pinger) -> None:
     batch: list[Event] | None = first
     while batch is not None:
         _note(request, batch)
@@ -156,10 +128,7 @@ async def _pump(request: web.Request, response: web.StreamResponse, first: list[
             async for _ in batches:
                 pass
             return
-        if waiting is not None:
-            batch, waiting = await waiting, None
-        else:
-            batch = await anext(batches, None)
+        batch = await anext(batches, None)
     raise UpstreamProtocolError("The upstream stream ended before it finished.")
 
 

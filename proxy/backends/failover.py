@@ -1,0 +1,168 @@
+"""Calling upstreams with retries and failover, only before the client has seen a byte.
+
+A plan is the routed model and its fallbacks. Each attempt takes the next well key of
+the route's provider; on a connect error, 401/403, 429, 5xx or overload the key is
+marked (it rests after three in a row, or as long as ``retry-after`` asks) and the same
+request goes to the next key, then to the next fallback model (auth failures do not fall
+back: another model would not fix a key). Bounded in attempts and in time.
+
+The commit point: an attempt counts as answered only once its first real content
+arrived (the made-up ``message_start`` alone does not count), so an upstream that fails
+right after its first frame is still retried, or reported with an honest HTTP status. An
+upstream silent for longer than the commit wait gets committed anyway, with its read
+still pending, so the edge can send headers and keep-alives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from proxy.backends.base import Backend, Call
+from proxy.backends.keys import KeyPool
+from proxy.canonical import Event, MessageStart, Request
+from proxy.config import Settings
+from proxy.errors import UpstreamError, UpstreamProtocolError, UpstreamUnreachable
+from proxy.providers import Provider
+from proxy.routing import Plan, Route
+
+log = logging.getLogger("proxy.failover")
+MAX_ATTEMPTS = 6
+RETRY_BUDGET_SECONDS = 60.0
+KEY_FAILURES = frozenset({401, 403, 429, 500, 502, 503, 504, 529})
+FALLBACK_FAILURES = frozenset({429, 500, 502, 503, 504, 529})
+NextBatch = asyncio.Future[list[Event] | None]
+
+
+def passthrough_key(settings: Settings, provider: Provider, *,
+                    client_key: str | None) -> str | None:
+    """A provider with no keys of its own gets the client's, unless it is the proxy's key
+    (which never leaves the proxy) or an Anthropic key bound for another provider."""
+    if not client_key or client_key == settings.proxy_api_key:
+        return None
+    if client_key.startswith("sk-ant-") and provider.dialect != "anthropic":
+        return None
+    return client_key
+
+
+@dataclass(slots=True)
+class Attempts:
+    """The (route, key) pairs one request may try, in order, and what they taught."""
+
+    plan: Plan
+    pools: dict[str, KeyPool]
+    fallback_key: Callable[[Provider], str | None]
+    started: float = field(default_factory=time.monotonic)
+    count: int = 0
+    _route: int = 0
+    _tried: set[str] = field(default_factory=set)
+    _current: tuple[Route, str | None] | None = None
+
+    def next(self) -> tuple[Route, str | None] | None:
+        if self.count >= MAX_ATTEMPTS or time.monotonic() - self.started > RETRY_BUDGET_SECONDS:
+            return None
+        while self._route < len(self.plan.routes):
+            route = self.plan.routes[self._route]
+            pool = self.pools[route.provider.name]
+            key = pool.take(frozenset(self._tried)) if len(pool) else None
+            if key is not None or (not len(pool) and not self._tried):
+                self._tried.add(key or "")
+                self.count += 1
+                self._current = (route, key or self.fallback_key(route.provider))
+                return self._current
+            self._route, self._tried = self._route + 1, set()
+        return None
+
+    def failed(self, error: UpstreamError) -> bool:
+        """Note the failure; True when another attempt may help."""
+        status = 502 if isinstance(error, UpstreamUnreachable) else error.status
+        route, key = self._current or (None, None)
+        if route is not None and key and status in KEY_FAILURES:
+            self.pools[route.provider.name].failed(key, _seconds(error.retry_after))
+        if status not in KEY_FAILURES:
+            return False
+        if status not in FALLBACK_FAILURES:  # auth: only another key of this provider
+            self.plan = Plan(self.plan.routes[: self._route + 1])
+        log.warning("attempt %d on %s failed (%s): trying the next key or fallback",
+                    self.count, route.provider.name if route else "?", status)
+        return True
+
+    def succeeded(self) -> None:
+        route, key = self._current or (None, None)
+        if route is not None and key:
+            self.pools[route.provider.name].succeeded(key)
+
+
+async def stream_with_failover(backends: dict[str, Backend], attempts: Attempts,
+                               request: Request, call: Call,
+                               commit_wait: float) -> AsyncIterator[list[Event]]:
+    first, batches, pending = await _commit(backends, attempts, request, call, commit_wait)
+    try:
+        yield first
+        if pending is not None:
+            batch = await pending
+            if batch is None:
+                return
+            yield batch
+        async for batch in batches:
+            yield batch
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        await batches.aclose()  # type: ignore[attr-defined]
+
+
+async def _commit(backends: dict[str, Backend], attempts: Attempts, request: Request,
+                  call: Call, wait: float
+                  ) -> tuple[list[Event], AsyncIterator[list[Event]], NextBatch | None]:
+    last: UpstreamError | None = None
+    while (target := attempts.next()) is not None:
+        route, key = target
+        batches = backends[route.provider.name].stream(request, call, route, key)
+        try:
+            first, pending = await _first_content(batches, wait)
+        except UpstreamError as error:
+            await batches.aclose()  # type: ignore[attr-defined]
+            if not attempts.failed(error):
+                raise
+            last = error
+            continue
+        except BaseException:
+            await batches.aclose()  # type: ignore[attr-defined]
+            raise
+        attempts.succeeded()
+        return first, batches, pending
+    raise last or UpstreamUnreachable("No upstream could take this request.")
+
+
+async def _first_content(batches: AsyncIterator[list[Event]],
+                         wait: float) -> tuple[list[Event], NextBatch | None]:
+    try:
+        first = await anext(batches)
+    except StopAsyncIteration:
+        raise UpstreamProtocolError("The upstream stream was empty.") from None
+    while all(isinstance(event, MessageStart) for event in first):
+        pending: NextBatch = asyncio.ensure_future(anext(batches, None))
+        try:
+            done, _ = await asyncio.wait({pending}, timeout=wait if wait > 0 else None)
+        except BaseException:
+            pending.cancel()
+            raise
+        if not done:
+            return first, pending
+        more = pending.result()
+        if more is None:
+            break
+        first = first + more
+    return first, None
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    try:
+        return float(retry_after) if retry_after else None
+    except ValueError:
+        return None  # an HTTP date: the default rest applies

@@ -1,0 +1,226 @@
+"""The providers file: upstreams, their keys and models, and the routing tables.
+
+The Go claude-proxy's ``config.json`` loads unchanged (``ak``, ``port``,
+``upstream_timeout_seconds``, ``log_body_max_chars``, ``log_stream_text_preview_chars``,
+``providers[]`` of ``base_url``, ``api_key``, ``models[]`` of ``id``, ``display_name``,
+``remote_id``). Everything else is an optional addition with a default:
+
+    providers[].name            "provider1"…          what prefix rules point at
+    providers[].dialect         "openai"              or "anthropic"
+    providers[].api_key         "k1,k2"               several keys, comma-separated…
+    providers[].api_keys        ["k1", "k2"]          …or as a list
+    providers[].headers         {}                    extra headers sent upstream
+    providers[].connect_timeout_seconds / read_timeout_seconds
+    providers[].max_connections / max_connections_per_host
+    providers[].models[].fallbacks  []                model ids to try next, in order
+    providers[].models[].max_tokens                   a cap on max_tokens for that model
+    aliases                     {}                    "opus" → a model id (Claude Code's families)
+    prefixes                    bbd2api's table       model-name prefix → provider name
+    default_model               ""                    used when nothing else matches
+
+A broken file stops start-up with a message naming the file, the place and the fault.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PREFIXES = {"claude": "anthropic", "gpt": "openai", "o1": "openai", "o3": "openai",
+                    "o4": "openai", "chatgpt": "openai", "gemini": "google",
+                    "mistral": "mistral", "mixtral": "mistral", "llama": "meta"}
+
+
+class ConfigError(Exception):
+    """The providers file cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    id: str
+    display_name: str
+    remote_id: str
+    fallbacks: tuple[str, ...] = ()
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    base_url: str
+    dialect: str = "openai"
+    keys: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    models: tuple[ModelEntry, ...] = ()
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    max_connections: int = 1000
+    max_connections_per_host: int = 500
+    sdk_base: bool = False  # base_url is exactly as the openai SDK takes it (UPSTREAM_URL)
+
+    @property
+    def chat_completions_url(self) -> str:
+        """The Go proxy's base URLs have no version (``{base_url}/v1/chat/completions``);
+        an OpenAI SDK base URL ends in one (``…/v1``, GLM's ``…/v4``): both work."""
+        base = self.base_url.rstrip("/")
+        last = base.rsplit("/", 1)[-1]
+        if self.sdk_base:
+            return f"{base}/chat/completions"
+        versioned = len(last) > 1 and last[0] == "v" and last[1:].isdigit()
+        return f"{base}/chat/completions" if versioned else f"{base}/v1/chat/completions"
+
+    @property
+    def messages_url(self) -> str:
+        base = self.base_url.rstrip("/")
+        return base[:-3] + "/v1/messages" if base.endswith("/v1") else base + "/v1/messages"
+
+
+@dataclass(frozen=True, slots=True)
+class ProvidersFile:
+    path: str
+    providers: tuple[Provider, ...]
+    aliases: dict[str, str] = field(default_factory=dict)
+    prefixes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PREFIXES))
+    default_model: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)  # ak, port, … in Settings' names
+
+
+def read_providers_file(path: str) -> ProvidersFile:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}.") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}.") from None
+    return parse_providers(raw, path)
+
+
+def parse_providers(raw: Any, path: str = "config.json") -> ProvidersFile:
+    top = _Reader(path)
+    if not isinstance(raw, dict):
+        raise top.fault("", "the file must hold a JSON object")
+    items = top.get(raw, "providers", list, required=True)
+    if not items:
+        raise top.fault("providers", "at least one provider is required")
+    providers = tuple(_provider(top, item, f"providers[{i}]", i) for i, item in enumerate(items))
+    _check_unique(top, providers)
+    return ProvidersFile(
+        path=path,
+        providers=providers,
+        aliases=_string_map(top, raw, "aliases") or {},
+        prefixes=_string_map(top, raw, "prefixes") or dict(DEFAULT_PREFIXES),
+        default_model=top.get(raw, "default_model", str) or "",
+        settings=_file_settings(top, raw),
+    )
+
+
+def _file_settings(top: _Reader, raw: dict[str, Any]) -> dict[str, Any]:
+    """The file-level knobs, renamed to the Settings fields they fill."""
+    names = {"ak": ("proxy_api_key", str), "port": ("port", int),
+             "upstream_timeout_seconds": ("read_timeout", float),
+             "log_body_max_chars": ("log_body_max_chars", int),
+             "log_stream_text_preview_chars": ("log_stream_text_preview_chars", int)}
+    out: dict[str, Any] = {}
+    for key, (name, kind) in names.items():
+        value = top.get(raw, key, int if kind is float else kind, number=kind is float)
+        if value is not None:
+            out[name] = kind(value)
+    return out
+
+
+def _provider(top: _Reader, item: Any, where: str, position: int) -> Provider:
+    if not isinstance(item, dict):
+        raise top.fault(where, "each provider must be an object")
+    dialect = top.get(item, "dialect", str, where=where) or "openai"
+    if dialect not in ("openai", "anthropic"):
+        raise top.fault(f"{where}.dialect", f"must be openai or anthropic, not {dialect!r}")
+    keys = top.get(item, "api_keys", list, where=where) or []
+    single = top.get(item, "api_key", str, where=where) or ""
+    keys = [k.strip() for k in [*keys, *single.split(",")] if isinstance(k, str) and k.strip()]
+    headers = _string_map(top, item, "headers", where) or {}
+    models = top.get(item, "models", list, where=where) or []
+    return Provider(
+        name=top.get(item, "name", str, where=where) or f"provider{position + 1}",
+        base_url=top.get(item, "base_url", str, where=where, required=True),
+        dialect=dialect,
+        keys=tuple(dict.fromkeys(keys)),
+        headers=tuple(headers.items()),
+        models=tuple(_model(top, m, f"{where}.models[{j}]") for j, m in enumerate(models)),
+        connect_timeout=top.get(item, "connect_timeout_seconds", int, where=where, number=True),
+        read_timeout=top.get(item, "read_timeout_seconds", int, where=where, number=True),
+        max_connections=top.get(item, "max_connections", int, where=where) or 1000,
+        max_connections_per_host=top.get(item, "max_connections_per_host", int,
+                                         where=where) or 500,
+    )
+
+
+def _model(top: _Reader, item: Any, where: str) -> ModelEntry:
+    if not isinstance(item, dict):
+        raise top.fault(where, "each model must be an object")
+    model_id = top.get(item, "id", str, where=where, required=True)
+    fallbacks = top.get(item, "fallbacks", list, where=where) or []
+    if not all(isinstance(f, str) for f in fallbacks):
+        raise top.fault(f"{where}.fallbacks", "must be a list of model ids")
+    return ModelEntry(id=model_id,
+                      display_name=top.get(item, "display_name", str, where=where) or model_id,
+                      remote_id=top.get(item, "remote_id", str, where=where) or model_id,
+                      fallbacks=tuple(fallbacks),
+                      max_tokens=top.get(item, "max_tokens", int, where=where))
+
+
+def _check_unique(top: _Reader, providers: tuple[Provider, ...]) -> None:
+    names: set[str] = set()
+    ids: set[str] = set()
+    for i, provider in enumerate(providers):
+        if provider.name in names:
+            raise top.fault(f"providers[{i}].name", f"{provider.name!r} is used twice")
+        names.add(provider.name)
+        for j, model in enumerate(provider.models):
+            if model.id in ids:
+                raise top.fault(f"providers[{i}].models[{j}].id", f"{model.id!r} is used twice")
+            ids.add(model.id)
+    for i, provider in enumerate(providers):
+        for j, model in enumerate(provider.models):
+            for fallback in model.fallbacks:
+                if fallback not in ids:
+                    raise top.fault(f"providers[{i}].models[{j}].fallbacks",
+                                    f"{fallback!r} is not a model id in this file")
+
+
+def _string_map(top: _Reader, raw: dict[str, Any], key: str,
+                where: str = "") -> dict[str, str] | None:
+    value = top.get(raw, key, dict, where=where)
+    if value is None:
+        return None
+    if not all(isinstance(v, str) for v in value.values()):
+        raise top.fault(f"{where}.{key}" if where else key, "must map names to strings")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+class _Reader:
+    """Typed reads that fail naming the file and the place."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fault(self, where: str, what: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where or 'top level'}: {what}.")
+
+    def get(self, obj: dict[str, Any], key: str, kind: type, *, where: str = "",
+            required: bool = False, number: bool = False) -> Any:
+        place = f"{where}.{key}" if where else key
+        value = obj.get(key)
+        if value is None:
+            if required:
+                raise self.fault(place, "is required")
+            return None
+        ok = isinstance(value, int | float) if number else isinstance(value, kind)
+        if not ok or (kind is int and isinstance(value, bool)):
+            expected = "a number" if number else {str: "a string", int: "an integer",
+                                                  list: "a list", dict: "an object"}[kind]
+            raise self.fault(place, f"must be {expected}, not {json.dumps(value)[:40]}")
+        return value
