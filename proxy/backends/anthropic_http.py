@@ -94,7 +94,7 @@ class AnthropicBackend:
                 response = await stack.enter_async_context(self._session.post(
                     self._url, data=orjson.dumps(body), headers=headers))
                 if response.status >= 400:
-                    raise await status_error(response, key)
+                    raise await status_error(response, (*self._provider.keys, key))
                 if response.content_type == "application/json":  # stream=true was ignored
                     yield decoder.feed_message(json_object(await response.read()))
                     return

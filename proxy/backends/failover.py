@@ -62,12 +62,15 @@ class Attempts:
     _current: tuple[Route, str | None] | None = None
 
     def next(self) -> tuple[Route, str | None] | None:
+        """The next attempt. Resting keys are skipped while any other route has a well one,
+        and used, soonest back first, only when nothing else is left."""
         if self.count >= MAX_ATTEMPTS or time.monotonic() - self.started > RETRY_BUDGET_SECONDS:
             return None
         while self._route < len(self.plan.routes):
             route = self.plan.routes[self._route]
             pool = self.pools[route.provider.name]
-            key = pool.take(frozenset(self._tried)) if len(pool) else None
+            last_resort = self.count == 0 and self._route == len(self.plan.routes) - 1
+            key = pool.take(frozenset(self._tried), resting_ok=last_resort) if len(pool) else None
             if key is not None or (not len(pool) and not self._tried):
                 self._tried.add(key or "")
                 self.count += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import aiohttp
@@ -48,7 +48,8 @@ def upstream_failures() -> Iterator[None]:
         raise UpstreamUnreachable(f"The upstream request failed: {exc}") from None
 
 
-async def status_error(response: aiohttp.ClientResponse, key: str | None) -> UpstreamStatusError:
+async def status_error(response: aiohttp.ClientResponse,
+                       keys: Iterable[str | None]) -> UpstreamStatusError:
     raw = bytearray()
     while len(raw) < ERROR_BODY_LIMIT:  # one read() returns only what has arrived so far
         piece = await response.content.read(ERROR_BODY_LIMIT - len(raw))
@@ -57,7 +58,7 @@ async def status_error(response: aiohttp.ClientResponse, key: str | None) -> Ups
         raw += piece
     status, kind = status_for_upstream(response.status)
     message = redact(error_message(bytes(raw)) or f"The upstream answered HTTP {response.status}.",
-                     key)
+                     keys)
     log.warning("upstream answered %s: %s", response.status, message[:300])
     error = UpstreamStatusError(message, status=status, kind=kind)
     error.retry_after = response.headers.get("retry-after")
@@ -65,9 +66,12 @@ async def status_error(response: aiohttp.ClientResponse, key: str | None) -> Ups
     return error
 
 
-def redact(text: str, key: str | None) -> str:
-    """Some servers quote the key they refused; it must reach neither a log nor a client."""
-    return text.replace(key, "***") if key and len(key) >= 8 else text
+def redact(text: str, keys: Iterable[str | None]) -> str:
+    """Some servers quote the keys they refused; none may reach a log or a client."""
+    for key in keys:
+        if key and len(key) >= 8:
+            text = text.replace(key, "***")
+    return text
 
 
 def error_message(raw: bytes) -> str:

@@ -35,8 +35,10 @@ class KeyPool:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def take(self, exclude: frozenset[str] = frozenset()) -> str | None:
-        """The next well key (round-robin), skipping ``exclude`` (tried this request)."""
+    def take(self, exclude: frozenset[str] = frozenset(), *,
+             resting_ok: bool = True) -> str | None:
+        """The next well key (round-robin), skipping ``exclude`` (tried this request);
+        with ``resting_ok``, when none is well, the resting one back soonest."""
         if not self._keys:
             return None
         now = self._now()
@@ -47,7 +49,7 @@ class KeyPool:
                 self._next = (self._next + step + 1) % count
                 return key.value
         untried = [k for k in self._keys if k.value not in exclude]
-        if not untried:
+        if not untried or not resting_ok:
             return None
         return min(untried, key=lambda k: k.resting_until).value
 

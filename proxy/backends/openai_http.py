@@ -50,6 +50,7 @@ class OpenAIBackend:
         self._session = session
         self._settings = settings
         self._url = provider.chat_completions_url
+        self._secrets = provider.keys
         self._grace = min(FINISH_GRACE, provider.read_timeout or settings.read_timeout)
         self._headers = {"content-type": "application/json", "accept": "text/event-stream",
                          "user-agent": f"llm-dialect-proxy/{__version__}",
@@ -101,7 +102,7 @@ class OpenAIBackend:
                 self._url, data=orjson.dumps(body), headers=headers))
             if response.status < 400:
                 return response
-            error = await status_error(response, key)
+            error = await status_error(response, (*self._secrets, key))
             mended = None
             if mendable and response.status == 400:
                 mended = learn_from_refusal(error.message, body, learned)

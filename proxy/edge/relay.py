@@ -48,6 +48,7 @@ def forwarded_headers(request: web.Request) -> dict[str, str]:
             if k.lower() not in HOP_BY_HOP and k.lower() not in CLIENT_ONLY}
 
 
+Secrets = tuple[str | None, ...]  # what must never reach a log or the client
 Target = tuple[aiohttp.ClientSession, str, dict[str, str], bytes]  # session, url, headers, body
 
 
@@ -72,20 +73,21 @@ async def relay(request: web.Request, attempts: Attempts,
                 if attempts.failed(error):
                     continue
                 raise
+            secrets = (*route.provider.keys, key)
             if upstream.status in KEY_FAILURES:
-                refusal, refused = await _refusal(upstream, key)
+                refusal, refused = await _refusal(upstream, secrets)
                 if attempts.failed(refused):
                     continue
                 return refusal
             attempts.succeeded()
-            return await _relay_answer(request, upstream, key, error_frame)
+            return await _relay_answer(request, upstream, secrets, error_frame)
     if refusal is not None:
         return refusal
     raise failure or UpstreamUnreachable("No upstream could take this request.")
 
 
 async def _relay_answer(request: web.Request, upstream: aiohttp.ClientResponse,
-                        key: str | None,
+                        secrets: Secrets,
                         error_frame: Callable[[str, str], bytes]) -> web.StreamResponse:
     response = CoalescingResponse(status=upstream.status, reason=upstream.reason)
     _copy_headers(upstream, response)
@@ -93,16 +95,16 @@ async def _relay_answer(request: web.Request, upstream: aiohttp.ClientResponse,
         response.content_length = upstream.content_length
     await response.prepare(request)
     request[TTFB_MS_KEY] = (time.perf_counter() - request[STARTED_KEY]) * 1000
-    await _pump(request, upstream, response, key, error_frame)
+    await _pump(request, upstream, response, secrets, error_frame)
     return response
 
 
 async def _refusal(upstream: aiohttp.ClientResponse,
-                   key: str | None) -> tuple[web.Response, UpstreamError]:
+                   secrets: Secrets) -> tuple[web.Response, UpstreamError]:
     """A retryable refusal, read whole: kept to relay as is if nothing else answers."""
-    error = await status_error(upstream, key)
+    error = await status_error(upstream, secrets)
     response = web.Response(status=upstream.status, reason=upstream.reason,
-                            body=redact(error.raw.decode("utf-8", "replace"), key).encode())
+                            body=redact(error.raw.decode("utf-8", "replace"), secrets).encode())
     _copy_headers(upstream, response)
     return response, error
 
@@ -114,7 +116,7 @@ def _copy_headers(upstream: aiohttp.ClientResponse, response: web.StreamResponse
 
 
 async def _pump(request: web.Request, upstream: aiohttp.ClientResponse,
-                response: web.StreamResponse, key: str | None,
+                response: web.StreamResponse, secrets: Secrets,
                 error_frame: Callable[[str, str], bytes]) -> None:
     head, tail = bytearray(), []
     try:
@@ -126,11 +128,11 @@ async def _pump(request: web.Request, upstream: aiohttp.ClientResponse,
             if len(tail) > TAIL_READS:
                 del tail[0]
     except (aiohttp.ClientError, TimeoutError) as exc:
-        _note(request, bytes(head), b"".join(tail), upstream.status, key)
+        _note(request, bytes(head), b"".join(tail), upstream.status, secrets)
         await _fail(request, upstream, response, error_frame, exc)
         return
     await response.write_eof()
-    _note(request, bytes(head), b"".join(tail), upstream.status, key)  # the client is done
+    _note(request, bytes(head), b"".join(tail), upstream.status, secrets)  # client is done
 
 
 async def _fail(request: web.Request, upstream: aiohttp.ClientResponse,
@@ -152,7 +154,7 @@ async def _fail(request: web.Request, upstream: aiohttp.ClientResponse,
 
 
 def _note(request: web.Request, head: bytes, tail: bytes, status: int,
-          key: str | None) -> None:
+          secrets: Secrets) -> None:
     """Usage and stop reason for the access line, read off the body's two ends. Only the
     few hundred bytes after the first ``"usage"`` of the head (Anthropic's message_start:
     input tokens) and the last of the tail (message_delta, OpenAI's usage chunk, a JSON
@@ -169,7 +171,7 @@ def _note(request: web.Request, head: bytes, tail: bytes, status: int,
         request[STOP_REASON_KEY] = stop[-1].decode()
     if status >= 400 or b'"error"' in tail:
         log.warning("%s: upstream error relayed (HTTP %s): %s", request.get(REQUEST_ID_KEY),
-                    status, redact(tail[-500:].decode("utf-8", "replace"), key))
+                    status, redact(tail[-500:].decode("utf-8", "replace"), secrets))
 
 
 def _after(data: bytes, marker: bytes, span: int = 400, first: bool = False) -> bytes:

@@ -1,0 +1,114 @@
+"""The benchmark's child processes (fake upstreams, proxies) and what is read off them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def raise_open_files() -> int:
+    """Lift this process's soft limit on open files to the hard one (children inherit it):
+    a thousand streams through the proxy hold four thousand sockets. Returns the limit."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        want = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def memory_mb(pid: int) -> tuple[float, float] | None:
+    """(resident now, peak resident) of a process in MB, from /proc (Linux); None elsewhere.
+    The peak (VmHWM) is the kernel's own high-water mark, so no sampling can miss it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    try:
+        rss, hwm = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+    except (KeyError, ValueError, IndexError):
+        return None
+    return rss, hwm
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def log_tail(self, limit: int = 2000) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-limit:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def spawn(
+    name: str, args: Sequence[str], port: int, env: Mapping[str, str] | None = None
+) -> Child:
+    """Start `python ARGS` in the repository; its own session, so Ctrl-C reaches only us."""
+    log = tempfile.TemporaryFile(prefix=f"bench-{name}-")  # noqa: SIM115 (Child.stop closes it)
+    cmd, null, out = [sys.executable, *args], subprocess.DEVNULL, subprocess.STDOUT
+    environ = {**os.environ, **(env or {})}
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdin=null, stdout=log, stderr=out, start_new_session=True, env=environ
+    )
+    return Child(name, proc, log, port)
+
+
+async def wait_healthy(session: aiohttp.ClientSession, child: Child) -> None:
+    url, deadline = f"{child.url}/health", time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise RuntimeError(f"{child.name} exited: {child.proc.returncode}\n{child.log_tail()}")
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
+                if resp.status == 200:
+                    return
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{child.name}: {url} not healthy within 20 s:\n{child.log_tail()}")

@@ -1,0 +1,177 @@
+"""The benchmark's scenarios; each sends the same work the direct way and through the proxy.
+
+- ``latency``: one request at a time, direct and proxy alternating (A B, B A, ...).
+- ``throughput``: C workers share a fixed number of streaming requests, run in halves
+  ordered direct, proxy, proxy, direct; req/s is requests / wall time.
+- ``non-streaming``: the same at concurrency 32 with ``"stream": false``.
+- ``long-streams``: batches of N streams open at once (1000 of 100 chunks 20 ms apart by
+  default), their starts spread over one chunk interval; per path a warm-up batch (its
+  starts spread over a second, so every connection gets opened and pooled), then measured
+  batches in the order direct, proxy, proxy, direct. Every answer is checked whole. The
+  proxy is a fresh process per direction, so its peak resident memory is this scenario's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+import aiohttp
+from bench_load import CLIENT_PATHS, Progress, Runner, Sample, Target, request_body, request_headers
+from bench_procs import Child, memory_mb
+from bench_report import Direction, PathStats, Scenario
+from bench_upstreams import expected_text
+
+FreshProxy = Callable[[Direction, str], AbstractAsyncContextManager[Child]]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    dialect: str
+    base: str  # as the proxy's --upstream takes it: OpenAI ending in /v1, Anthropic without
+    key: str
+    model: str
+    fake: bool  # the built-in fake: the answers are known and can be paced
+
+    def endpoint(self, base: str | None = None) -> str:
+        path = "/chat/completions" if self.dialect == "openai" else "/v1/messages"
+        return (base or self.base).rstrip("/") + path
+
+    def paced(self, chunks: int, delay_ms: int) -> str:
+        """The base URL of paced answers (the fake's); a real upstream's own base."""
+        if not self.fake:
+            return self.base
+        suffix = "/v1" if self.dialect == "openai" else ""
+        return f"{self.base.removesuffix('/v1')}/paced/{chunks}/{delay_ms}{suffix}"
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    session: aiohttp.ClientSession
+    upstreams: dict[str, Upstream]  # by dialect
+    proxies: dict[str, str]  # proxy base URL by upstream dialect; empty with --no-proxy
+    fresh_proxy: FreshProxy  # a new proxy process for one direction, in front of a base URL
+
+    def runner(self) -> Runner:
+        a = self.args
+        return Runner(self.session, a.timeout, a.max_failures, a.max_seconds)
+
+    def targets(
+        self, d: Direction, stream: bool, base: str | None = None, proxy: str | None = None,
+        chunks: int | None = None,
+    ) -> list[Target]:
+        """The direct path (the upstream's own dialect), then the proxy path (the client's)."""
+        up, a = self.upstreams[d.dialect], self.args
+        expect = expected_text(d.dialect, chunks) if up.fake else None
+        direct_body = request_body(d.dialect, up.model, stream, a.prompt, a.max_tokens)
+        headers = request_headers(d.dialect, up.key)
+        out = [Target("direct", up.endpoint(base), direct_body, headers, d.dialect, stream, expect)]
+        proxy = proxy or self.proxies.get(d.dialect)
+        if proxy and not a.no_proxy:
+            body = request_body(d.client, up.model, stream, a.prompt, a.max_tokens)
+            headers = request_headers(d.client, "bench")
+            url = proxy + CLIENT_PATHS[d.client]
+            out.append(Target("proxy", url, body, headers, d.client, stream, expect))
+        return out
+
+    def count(self, given: int | None, quick: int, full: int) -> int:
+        return given if given is not None else quick if self.args.quick else full
+
+    def warmup(self, conc: int) -> int:
+        return self.count(self.args.warmup, 5, 50) * -(-conc // 16)
+
+
+def progress(label: str, total: int, seconds: float | None = None) -> Progress:
+    return Progress(label, total, seconds)
+
+
+async def latency(b: Bench, d: Direction) -> Scenario:
+    paths, runner = b.targets(d, stream=True), b.runner()
+    count, warmup = b.count(b.args.requests, 30, 2000), b.count(b.args.warmup, 5, 50)
+    await runner.start().interleaved(paths, warmup)
+    async with progress(f"latency {d.name}", count * len(paths)) as bar:
+        samples = await runner.start(bar).interleaved(paths, count)
+    stats = {name: PathStats.of(s, None) for name, s in samples.items()}
+    return finish(Scenario("latency", d.name, 1, count, warmup, stats, dict(runner.errors)), d)
+
+
+async def concurrent_abba(
+    runner: Runner, paths: list[Target], conc: int, count: int, warmup: int, label: str
+) -> dict[str, PathStats]:
+    """Warm up each path, then run half the requests in the order A B, the other half B A."""
+    for target in paths:
+        await runner.start().concurrent(target, warmup, conc)
+    samples: dict[str, list[Sample]] = {t.name: [] for t in paths}
+    walls = dict.fromkeys(samples, 0.0)
+    async with progress(label, count * len(paths)) as bar:
+        for i, target in enumerate(paths + paths[::-1]):
+            half = count // 2 if i < len(paths) else count - count // 2
+            got, wall = await runner.start(bar).concurrent(target, half, conc)
+            samples[target.name] += got
+            walls[target.name] += wall
+    return {name: PathStats.of(got, walls[name]) for name, got in samples.items()}
+
+
+async def throughput(b: Bench, d: Direction, conc: int) -> Scenario:
+    paths, runner = b.targets(d, stream=True), b.runner()
+    count, warmup = b.count(b.args.requests, 150, 10000), b.warmup(conc)
+    label = f"throughput {d.name} c={conc}"
+    stats = await concurrent_abba(runner, paths, conc, count, warmup, label)
+    return finish(Scenario("throughput", d.name, conc, count, warmup, stats, dict(runner.errors)), d)
+
+
+async def non_streaming(b: Bench, d: Direction) -> Scenario:
+    paths, runner = b.targets(d, stream=False), b.runner()
+    conc = b.args.nonstream_concurrency
+    count, warmup = b.count(b.args.nonstream_requests, 60, 4000), b.warmup(conc)
+    label = f"non-streaming {d.name} c={conc}"
+    stats = await concurrent_abba(runner, paths, conc, count, warmup, label)
+    sc = Scenario("non-streaming", d.name, conc, count, warmup, stats, dict(runner.errors))
+    return finish(sc, d)
+
+
+async def long_streams(b: Bench, d: Direction) -> Scenario:
+    a, up = b.args, b.upstreams[d.dialect]
+    streams = b.count(a.streams, 100, 1000)
+    chunks, delay_ms = b.count(a.chunks, 20, 100), a.chunk_delay_ms
+    base = up.paced(chunks, delay_ms)
+    extra = {"paced": up.fake, "chunks": chunks, "delay_ms": delay_ms, "batches": 2}
+    extra["launched"] = 2 * streams  # per path
+    runner = b.runner()
+    if a.no_proxy:
+        paths = b.targets(d, True, base, None, chunks)
+        samples, walls = await stream_batches(runner, d, paths, streams, chunks * delay_ms / 1000)
+    else:
+        async with b.fresh_proxy(d, base) as child:
+            paths = b.targets(d, True, base, child.url, chunks)
+            idle = memory_mb(child.proc.pid)
+            samples, walls = await stream_batches(runner, d, paths, streams, chunks * delay_ms / 1000)
+            peak = memory_mb(child.proc.pid)
+        if idle is not None and peak is not None:
+            extra["proxy_idle_rss_mb"], extra["proxy_peak_rss_mb"] = idle[0], peak[1]
+    stats = {name: PathStats.of(got, walls[name]) for name, got in samples.items()}
+    deltas = {n: [s.deltas for s in got if s.error is None] for n, got in samples.items()}
+    extra["text_deltas"] = {n: [min(ds, default=0), max(ds, default=0)] for n, ds in deltas.items()}
+    errors = dict(runner.errors)
+    sc = Scenario("long-streams", d.name, streams, 2 * streams, streams, stats, errors, extra=extra)
+    return finish(sc, d)
+
+
+async def stream_batches(
+    runner: Runner, d: Direction, paths: list[Target], streams: int, seconds: float
+) -> tuple[dict[str, list[Sample]], dict[str, float]]:
+    """Per path a warm-up batch, then measured batches A B B A: the samples and wall times.
+    `seconds`: how long a stream takes at best, for the progress line."""
+    a = runner
+    delay = seconds / max(1, 1)
+    spread = paths and delay  # placeholder, replaced below
+    del a, spread
+    raise NotImplementedError
+
+
+def finish(sc: Scenario, d: Direction) -> Scenario:
+    sc.evaluate(d)
+    return sc
