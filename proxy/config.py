@@ -32,6 +32,8 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
     max_body_bytes: int = 32 * 1024 * 1024
+    max_connections: int = 1000
+    max_connections_per_host: int = 500
     log_level: str = "INFO"
     ping_interval: float = 15.0
     max_tokens_cap: int = 0
@@ -103,6 +105,9 @@ SETTINGS = (
     _Spec("read_timeout", "--read-timeout", "seconds the upstream may stay silent (no total "
           "timeout: long generations are fine)"),
     _Spec("max_body_bytes", "--max-body-bytes", "largest request body accepted (413 beyond)"),
+    _Spec("max_connections", "--max-connections", "upstream connections open at once, in all"),
+    _Spec("max_connections_per_host", "--max-connections-per-host", "upstream connections "
+          "open at once to one host"),
     _Spec("log_level", "--log-level", "DEBUG, INFO, WARNING or ERROR"),
     _Spec("ping_interval", "--ping-interval", "seconds of stream silence before a keep-alive "
           "(0: none)"),

@@ -122,4 +122,6 @@ def single_provider(settings: Settings) -> Provider:
     """The one upstream the flags and environment describe (keys may be comma-separated)."""
     keys = tuple(k.strip() for k in settings.upstream_api_key.split(",") if k.strip())
     return Provider(name="default", base_url=settings.upstream_url,
-                    dialect=settings.upstream_dialect, keys=keys, sdk_base=True)
+                    dialect=settings.upstream_dialect, keys=keys, sdk_base=True,
+                    max_connections=settings.max_connections,
+                    max_connections_per_host=settings.max_connections_per_host)

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -140,15 +140,16 @@ async def long_streams(b: Bench, d: Direction) -> Scenario:
     base = up.paced(chunks, delay_ms)
     extra = {"paced": up.fake, "chunks": chunks, "delay_ms": delay_ms, "batches": 2}
     extra["launched"] = 2 * streams  # per path
-    runner = b.runner()
+    runner, delay = b.runner(), delay_ms / 1000
+    seconds = chunks * delay
     if a.no_proxy:
         paths = b.targets(d, True, base, None, chunks)
-        samples, walls = await stream_batches(runner, d, paths, streams, chunks * delay_ms / 1000)
+        samples, walls = await stream_batches(runner, d, paths, streams, delay, seconds)
     else:
         async with b.fresh_proxy(d, base) as child:
             paths = b.targets(d, True, base, child.url, chunks)
             idle = memory_mb(child.proc.pid)
-            samples, walls = await stream_batches(runner, d, paths, streams, chunks * delay_ms / 1000)
+            samples, walls = await stream_batches(runner, d, paths, streams, delay, seconds)
             peak = memory_mb(child.proc.pid)
         if idle is not None and peak is not None:
             extra["proxy_idle_rss_mb"], extra["proxy_peak_rss_mb"] = idle[0], peak[1]
@@ -161,15 +162,27 @@ async def long_streams(b: Bench, d: Direction) -> Scenario:
 
 
 async def stream_batches(
-    runner: Runner, d: Direction, paths: list[Target], streams: int, seconds: float
+    runner: Runner, d: Direction, paths: list[Target], streams: int, interval: float,
+    seconds: float,
 ) -> tuple[dict[str, list[Sample]], dict[str, float]]:
     """Per path a warm-up batch, then measured batches A B B A: the samples and wall times.
-    `seconds`: how long a stream takes at best, for the progress line."""
-    a = runner
-    delay = seconds / max(1, 1)
-    spread = paths and delay  # placeholder, replaced below
-    del a, spread
-    raise NotImplementedError
+    Measured starts are spread over one chunk `interval`; `seconds` a stream takes at best."""
+    ramp = max(interval, streams / 1000)  # warm-up: a second per thousand starts
+    for t in paths:
+        label = f"long-streams {d.name} warm-up {t.name}"
+        async with progress(label, streams, seconds + ramp) as bar:
+            await runner.start(bar).batch(t, streams, ramp)
+    samples: dict[str, list[Sample]] = {t.name: [] for t in paths}
+    walls = dict.fromkeys(samples, 0.0)
+    for i, t in enumerate(paths + paths[::-1]):
+        if sum(runner.errors.values()) > runner.max_failures:
+            break
+        label = f"long-streams {d.name} {t.name} {i + 1}/{2 * len(paths)}"
+        async with progress(label, streams, seconds + interval) as bar:
+            got, wall = await runner.start(bar).batch(t, streams, interval)
+        samples[t.name] += got
+        walls[t.name] += wall
+    return samples, walls
 
 
 def finish(sc: Scenario, d: Direction) -> Scenario:
