@@ -1,44 +1,28 @@
-"""``python -m proxy`` and the ``llm-dialect-proxy`` command: settings, logging, serve."""
+"""``python -m proxy`` and the ``llm-dialect-proxy`` command: settings, logging, serve
+(in this process, or through ``--workers N`` processes: ``proxy.workers``)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from aiohttp import web
-
-from proxy.app import create_app
+from proxy import workers
 from proxy.config import Settings, load_settings
+from proxy.observe.logs import configure_logging
 
 log = logging.getLogger("proxy")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(argv)
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The logging manual's own speed-ups: no caller lookup, thread or process names per
-    # record (none of them is in the format); the access line is written once a request.
-    logging._srcfile = None
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    configure_logging(settings)
+    workers.check(settings)
     _announce(settings)
-    # handler_cancellation: a client that disconnects cancels its handler, which closes
-    # the upstream request at once instead of at the next write.
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                access_log=None, handler_cancellation=True, print=None, loop=_event_loop())
-
-
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when it is installed (it is a dependency on Linux and macOS): it roughly
-    halves the event loop's share of each streamed chunk; the stdlib loop otherwise."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    if settings.workers > 1:
+        sys.exit(workers.supervise(settings, sys.argv[1:] if argv is None else argv))
+    workers.serve(settings)
 
 
 def _announce(settings: Settings) -> None:
@@ -53,8 +37,10 @@ def _announce(settings: Settings) -> None:
         model = settings.model or "(the client's own model name)"
         log.info("forwarding to %s (%s) as model %s", _without_credentials(settings.upstream_url),
                  settings.upstream_dialect, model)
-    log.info("llm-dialect-proxy listening on %s; point Claude Code at it with "
-             "ANTHROPIC_BASE_URL=%s", where, where)
+    processes = (f"{settings.workers} worker processes" if settings.workers > 1
+                 else "one process")
+    log.info("llm-dialect-proxy listening on %s with %s; point Claude Code at it with "
+             "ANTHROPIC_BASE_URL=%s", where, processes, where)
 
 
 def _without_credentials(url: str) -> str:

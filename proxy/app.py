@@ -14,7 +14,8 @@ from proxy.backends.upstreams import Upstreams
 from proxy.config import Settings
 from proxy.edge.middleware import auth, errors, request_context
 from proxy.edge.routes import add_routes
-from proxy.keys import ROUTER_KEY, SETTINGS_KEY, UPSTREAMS_KEY
+from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, UPSTREAMS_KEY
+from proxy.observe.observers import Observers
 from proxy.routing import Router
 
 
@@ -23,10 +24,17 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[request_context, errors, auth])
     app[SETTINGS_KEY] = settings
-    app[ROUTER_KEY] = Router(settings, settings.providers_file)
+    app[ROUTER_KEY] = router = Router(settings, settings.providers_file)
+    secrets = (settings.proxy_api_key, *(k for p in router.providers for k in p.keys))
+    app[OBSERVERS_KEY] = Observers(settings, secrets)
     app.cleanup_ctx.append(_upstreams)
+    app.on_cleanup.append(_close_observers)
     add_routes(app)
     return app
+
+
+async def _close_observers(app: web.Application) -> None:
+    await app[OBSERVERS_KEY].close()  # session-log files still being written
 
 
 async def _upstreams(app: web.Application) -> AsyncIterator[None]:

@@ -23,6 +23,8 @@ from proxy.providers import ConfigError, ProvidersFile, read_providers_file
 class Settings:
     host: str = "127.0.0.1"
     port: int = 3578
+    workers: int = 1
+    grace_period: float = 30.0
     upstream_url: str = ""
     upstream_dialect: str = "openai"
     upstream_api_key: str = ""
@@ -35,6 +37,8 @@ class Settings:
     max_connections: int = 1000
     max_connections_per_host: int = 500
     log_level: str = "INFO"
+    log_format: str = "text"
+    session_log_dir: str = ""
     ping_interval: float = 15.0
     max_tokens_cap: int = 0
     upstream_max_tokens_field: str = "max_tokens"
@@ -87,6 +91,11 @@ SETTINGS = (
           "works as is): several upstreams, keys, models, aliases, fallbacks"),
     _Spec("host", "--host", "address to listen on"),
     _Spec("port", "--port", "port to listen on"),
+    _Spec("workers", "--workers", "processes serving the port (SO_REUSEPORT, Linux): each "
+          "with its own upstream connections, key health and learned limits; a worker "
+          "that dies is replaced"),
+    _Spec("grace_period", "--grace-period", "seconds requests in flight (streams included) "
+          "may take to finish after SIGTERM or SIGINT, before they are cut"),
     _Spec("upstream_url", "--upstream", "upstream base URL as its SDK takes it: OpenAI-compatible "
           "ending in /v1 (https://api.deepseek.com/v1), Anthropic without it "
           "(https://api.anthropic.com)"),
@@ -108,7 +117,11 @@ SETTINGS = (
     _Spec("max_connections", "--max-connections", "upstream connections open at once, in all"),
     _Spec("max_connections_per_host", "--max-connections-per-host", "upstream connections "
           "open at once to one host"),
-    _Spec("log_level", "--log-level", "DEBUG, INFO, WARNING or ERROR"),
+    _Spec("log_level", "--log-level", "DEBUG, INFO, WARNING or ERROR (DEBUG adds request and "
+          "response bodies, keys masked)"),
+    _Spec("log_format", "--log-format", "text or json (JSON lines)"),
+    _Spec("session_log_dir", "--session-log-dir", "folder for one JSON file per request "
+          "(request, response, timings; keys masked); unset, none"),
     _Spec("ping_interval", "--ping-interval", "seconds of stream silence before a keep-alive "
           "(0: none)"),
     _Spec("max_tokens_cap", "--max-tokens-cap", "clamp max_tokens sent upstream (0: no clamp)"),
@@ -203,6 +216,7 @@ def _check_choices(settings: Settings) -> None:
     for name, allowed in (("upstream_dialect", ("openai", "anthropic")),
                           ("model_override", ("auto", "true", "false")),
                           ("system_messages", ("merge", "inline")),
+                          ("log_format", ("text", "json")),
                           ("upstream_max_tokens_field", ("max_tokens", "max_completion_tokens"))):
         if getattr(settings, name) not in allowed:
             raise SystemExit(f"llm-dialect-proxy: {name.upper()} must be one of "

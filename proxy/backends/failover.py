@@ -26,6 +26,7 @@ from proxy.backends.keys import KeyPool
 from proxy.canonical import Event, MessageStart, Request
 from proxy.config import Settings
 from proxy.errors import UpstreamError, UpstreamProtocolError, UpstreamUnreachable
+from proxy.observe.trace import Trace
 from proxy.providers import Provider
 from proxy.routing import Plan, Route
 
@@ -55,6 +56,7 @@ class Attempts:
     plan: Plan
     pools: dict[str, KeyPool]
     fallback_key: Callable[[Provider], str | None]
+    trace: Trace
     started: float = field(default_factory=time.monotonic)
     count: int = 0
     _route: int = 0
@@ -75,6 +77,7 @@ class Attempts:
                 self._tried.add(key or "")
                 self.count += 1
                 self._current = (route, key or self.fallback_key(route.provider))
+                self.trace.attempt(route.provider.name, route.model)
                 return self._current
             self._route, self._tried = self._route + 1, set()
         return None
@@ -82,6 +85,7 @@ class Attempts:
     def failed(self, error: UpstreamError) -> bool:
         """Note the failure; True when another attempt may help."""
         status = 502 if isinstance(error, UpstreamUnreachable) else error.status
+        self.trace.errors.append(error.kind)
         route, key = self._current or (None, None)
         if route is not None and key and status in KEY_FAILURES:
             self.pools[route.provider.name].failed(key, _seconds(error.retry_after))
@@ -94,6 +98,7 @@ class Attempts:
         return True
 
     def succeeded(self) -> None:
+        self.trace.answered()
         route, key = self._current or (None, None)
         if route is not None and key:
             self.pools[route.provider.name].succeeded(key)

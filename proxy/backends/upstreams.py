@@ -21,6 +21,7 @@ from proxy.backends.keys import KeyPool
 from proxy.backends.openai_http import OpenAIBackend
 from proxy.canonical import Event, Request
 from proxy.config import Settings
+from proxy.observe.trace import Trace
 from proxy.providers import Provider
 from proxy.routing import Plan
 
@@ -46,13 +47,14 @@ class Upstreams:
                 self.pools[provider.name] = KeyPool(provider.keys)
             yield self
 
-    def attempts(self, plan: Plan, client_key: str | None) -> Attempts:
+    def attempts(self, plan: Plan, client_key: str | None, trace: Trace) -> Attempts:
         return Attempts(plan, self.pools, partial(passthrough_key, self._settings,
-                                                  client_key=client_key))
+                                                  client_key=client_key), trace)
 
-    def stream(self, request: Request, call: Call, plan: Plan) -> AsyncIterator[list[Event]]:
+    def stream(self, request: Request, call: Call, plan: Plan,
+               trace: Trace) -> AsyncIterator[list[Event]]:
         """The events of the first attempt that answered, retries and failover included."""
-        attempts = self.attempts(plan, call.client_key)
+        attempts = self.attempts(plan, call.client_key, trace)
         return stream_with_failover(self.backends, attempts, request, call, call.commit_wait)
 
     def _session(self, provider: Provider) -> aiohttp.ClientSession:

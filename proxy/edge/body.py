@@ -11,7 +11,8 @@ from aiohttp import web
 from proxy.config import Settings
 from proxy.dialects.fields import parse_json_object
 from proxy.errors import NotConfigured, RequestTooLarge
-from proxy.keys import SETTINGS_KEY
+from proxy.keys import OBSERVERS_KEY, SETTINGS_KEY, TRACE_KEY
+from proxy.observe.trace import Trace
 
 
 async def read_body(request: web.Request) -> tuple[bytes, dict[str, Any]]:
@@ -24,6 +25,7 @@ async def read_body(request: web.Request) -> tuple[bytes, dict[str, Any]]:
     except web.HTTPRequestEntityTooLarge:
         raise RequestTooLarge(f"The request body is larger than {limit} bytes "
                               "(MAX_BODY_BYTES).") from None
+    request.app[OBSERVERS_KEY].request_body(request[TRACE_KEY], raw)
     return raw, parse_json_object(raw)
 
 
@@ -41,5 +43,9 @@ def with_model(raw: bytes, body: dict[str, Any], model: str) -> bytes:
     return orjson.dumps({**body, "model": model})
 
 
-def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+def json_response(body: dict[str, Any], status: int = 200,
+                  trace: Trace | None = None) -> web.Response:
+    raw = orjson.dumps(body)
+    if trace is not None:
+        trace.record(raw)
+    return web.Response(status=status, body=raw, content_type="application/json")

@@ -21,7 +21,7 @@ from proxy.edge.body import json_response, read_body, require_upstream, with_mod
 from proxy.edge.middleware import client_key
 from proxy.edge.relay import Target, forwarded_headers, relay
 from proxy.edge.streaming import collect_events, stream_events
-from proxy.keys import MODEL_KEY, ROUTER_KEY, SETTINGS_KEY, UPSTREAMS_KEY
+from proxy.keys import ROUTER_KEY, SETTINGS_KEY, TRACE_KEY, UPSTREAMS_KEY
 from proxy.routing import Plan, Route
 from proxy.tokens import estimate_input_tokens
 
@@ -35,12 +35,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if plan.first.provider.dialect == "openai":
         return await _relay(request, raw, body, plan)
     parsed = _with_defaults(parse_request(body, default_model=settings.model), settings)
-    request[MODEL_KEY] = parsed.model
+    request[TRACE_KEY].model_asked = parsed.model
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     call = Call(message_id=completion_id, client_model=parsed.model,
                 input_tokens=estimate_input_tokens(parsed), client_key=client_key(request),
                 commit_wait=settings.ping_interval)
-    batches = request.app[UPSTREAMS_KEY].stream(parsed, call, plan)
+    trace = request[TRACE_KEY]
+    batches = request.app[UPSTREAMS_KEY].stream(parsed, call, plan, trace)
     if parsed.stream:
         encoder = OpenAIStreamEncoder(chunk_id=completion_id, model=parsed.model,
                                       include_usage=wants_usage(body))
@@ -48,7 +49,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                                    interval=settings.ping_interval, error_frame=error_frame)
     message = await collect_events(request, batches)
     return json_response(openai_responses.completion_body(
-        message, completion_id=completion_id, created=int(time.time())))
+        message, completion_id=completion_id, created=int(time.time())), trace=trace)
 
 
 def _with_defaults(request: Request, settings: Settings) -> Request:
@@ -62,7 +63,7 @@ def _with_defaults(request: Request, settings: Settings) -> Request:
 async def _relay(request: web.Request, raw: bytes, body: dict[str, Any],
                  plan: Plan) -> web.StreamResponse:
     upstreams = request.app[UPSTREAMS_KEY]
-    request[MODEL_KEY] = plan.first.model
+    request[TRACE_KEY].model_asked = str(body.get("model") or plan.first.model)
     client_headers = forwarded_headers(request)
 
     def target(route: Route, key: str | None) -> Target:
@@ -73,5 +74,5 @@ async def _relay(request: web.Request, raw: bytes, body: dict[str, Any],
                 headers, with_model(raw, body, route.model))
 
     same_dialect = Plan(tuple(r for r in plan.routes if r.provider.dialect == "openai"))
-    attempts = upstreams.attempts(same_dialect, client_key(request))
+    attempts = upstreams.attempts(same_dialect, client_key(request), request[TRACE_KEY])
     return await relay(request, attempts, target, error_frame)

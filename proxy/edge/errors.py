@@ -13,7 +13,7 @@ from aiohttp import web
 from proxy.dialects.anthropic import responses as anthropic_responses
 from proxy.dialects.openai import responses as openai_responses
 from proxy.errors import InvalidRequest, ProxyError
-from proxy.keys import REQUEST_ID_KEY
+from proxy.keys import TRACE_KEY
 
 ANTHROPIC = "anthropic"
 OPENAI = "openai"
@@ -27,7 +27,8 @@ def client_dialect(request: web.Request) -> str:
 
 
 def error_response(request: web.Request, error: ProxyError) -> web.Response:
-    request_id = request.get(REQUEST_ID_KEY)
+    trace = request.get(TRACE_KEY)
+    request_id = trace.request_id if trace else None
     if client_dialect(request) == ANTHROPIC:
         body = anthropic_responses.error_body(error.kind, error.message, request_id)
         # Anthropic's overload status (529) is the one Claude Code backs off on.

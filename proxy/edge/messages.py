@@ -18,7 +18,7 @@ from proxy.edge.body import json_response, read_body, require_upstream, with_mod
 from proxy.edge.middleware import client_key
 from proxy.edge.relay import Target, forwarded_headers, relay
 from proxy.edge.streaming import collect_events, stream_events
-from proxy.keys import MODEL_KEY, ROUTER_KEY, SETTINGS_KEY, UPSTREAMS_KEY
+from proxy.keys import ROUTER_KEY, SETTINGS_KEY, TRACE_KEY, UPSTREAMS_KEY
 from proxy.routing import Plan, Route
 from proxy.tokens import estimate_input_tokens
 
@@ -32,16 +32,17 @@ async def messages(request: web.Request) -> web.StreamResponse:
     if plan.first.provider.dialect == "anthropic":
         return await _relay(request, raw, body, plan, "")
     parsed = parse_request(body)
-    request[MODEL_KEY] = parsed.model
+    request[TRACE_KEY].model_asked = parsed.model
     call = Call(message_id=f"msg_{secrets.token_hex(12)}", client_model=parsed.model,
                 input_tokens=estimate_input_tokens(parsed), client_key=client_key(request),
                 commit_wait=settings.ping_interval)
-    batches = request.app[UPSTREAMS_KEY].stream(parsed, call, plan)
+    trace = request[TRACE_KEY]
+    batches = request.app[UPSTREAMS_KEY].stream(parsed, call, plan, trace)
     if parsed.stream:
         return await stream_events(request, batches, AnthropicStreamEncoder(), ping=PING,
                                    interval=settings.ping_interval, error_frame=error_frame)
     message = await collect_events(request, batches)
-    return json_response(anthropic_responses.message_body(message))
+    return json_response(anthropic_responses.message_body(message), trace=trace)
 
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:
@@ -66,7 +67,7 @@ async def _relay(request: web.Request, raw: bytes, body: dict[str, Any], plan: P
                  suffix: str) -> web.StreamResponse:
     app = request.app
     settings, upstreams = app[SETTINGS_KEY], app[UPSTREAMS_KEY]
-    request[MODEL_KEY] = plan.first.model
+    request[TRACE_KEY].model_asked = _model(body) or plan.first.model
     client_headers = forwarded_headers(request)
     query = f"?{request.query_string}" if request.query_string else ""
 
@@ -81,5 +82,5 @@ async def _relay(request: web.Request, raw: bytes, body: dict[str, Any], plan: P
                 with_model(raw, body, route.model))
 
     same_dialect = Plan(tuple(r for r in plan.routes if r.provider.dialect == "anthropic"))
-    attempts = upstreams.attempts(same_dialect, client_key(request))
+    attempts = upstreams.attempts(same_dialect, client_key(request), request[TRACE_KEY])
     return await relay(request, attempts, target, error_frame)

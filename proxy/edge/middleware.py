@@ -19,18 +19,11 @@ from aiohttp import web
 
 from proxy.edge.errors import client_dialect, error_response, from_http_exception
 from proxy.errors import AuthenticationFailed, ProxyError
-from proxy.keys import (
-    MODEL_KEY,
-    REQUEST_ID_KEY,
-    SETTINGS_KEY,
-    STARTED_KEY,
-    STOP_REASON_KEY,
-    TTFB_MS_KEY,
-    USAGE_KEY,
-)
+from proxy.keys import OBSERVERS_KEY, SETTINGS_KEY, TRACE_KEY
+from proxy.observe.logs import body_log
+from proxy.observe.trace import OVERHEAD_HEADER, Trace
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-access_log = logging.getLogger("proxy.access")
 log = logging.getLogger("proxy")
 OPEN_PATHS = frozenset({"/", "/health"})
 
@@ -48,29 +41,31 @@ def client_key(request: web.Request) -> str | None:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, timing and the access line; innermost middlewares run inside it."""
-    request_id = request.headers.get("x-request-id") or f"req_{secrets.token_hex(12)}"
-    request[REQUEST_ID_KEY] = request_id
-    request[STARTED_KEY] = started = time.perf_counter()
-    status = 500
+    """The request's trace: id and timing in, then the access line, the metrics and the
+    session log out. The other middlewares run inside it."""
+    trace = Trace(request_id=request.headers.get("x-request-id") or
+                  f"req_{secrets.token_hex(12)}", method=request.method, path=request.path,
+                  dialect=client_dialect(request))
+    request[TRACE_KEY] = trace
+    observers = request.app[OBSERVERS_KEY]
+    if observers.session_log is not None or body_log.isEnabledFor(logging.DEBUG):
+        trace.recording = bytearray()
     try:
         response = await handler(request)
-        status = response.status
+        trace.status = response.status
         return response
     except web.HTTPException as exc:
-        status = exc.status
+        trace.status = exc.status
         raise
     except asyncio.CancelledError:
-        status = 499  # the client went away (nginx's word for it)
+        trace.status = 499  # the client went away (nginx's word for it)
         raise
     finally:
-        total = (time.perf_counter() - started) * 1000
-        ttfb = request.get(TTFB_MS_KEY)
-        access_log.info(
-            "%s %s %s %s dialect=%s model=%s ttfb_ms=%s total_ms=%.1f stop=%s usage=%s",
-            request_id, request.method, request.path, status, client_dialect(request),
-            request.get(MODEL_KEY, "-"), f"{ttfb:.1f}" if ttfb is not None else "-", total,
-            request.get(STOP_REASON_KEY, "-"), request.get(USAGE_KEY, "-"))
+        trace.total_ms = (time.perf_counter() - trace.started) * 1000
+        resource = request.match_info.route.resource
+        if resource is not None:
+            trace.route = resource.canonical
+        observers.done(trace)
 
 
 @web.middleware
@@ -105,8 +100,10 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _with_id(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
-    request_id = request.get(REQUEST_ID_KEY, "")
+    trace = request[TRACE_KEY]
+    request_id = trace.request_id
     response.headers["x-request-id"] = request_id
+    response.headers[OVERHEAD_HEADER] = f"{trace.overhead_ms():.2f}"
     if client_dialect(request) == "anthropic":
         response.headers["request-id"] = request_id
     return response

@@ -21,9 +21,11 @@ from aiohttp import web
 
 from proxy.backends.failover import KEY_FAILURES, Attempts
 from proxy.backends.http_common import redact, status_error, upstream_failures
+from proxy.canonical import Usage
 from proxy.edge.streaming import CoalescingResponse
 from proxy.errors import UpstreamError, UpstreamUnreachable
-from proxy.keys import REQUEST_ID_KEY, STARTED_KEY, STOP_REASON_KEY, TTFB_MS_KEY, USAGE_KEY
+from proxy.keys import OBSERVERS_KEY, TRACE_KEY
+from proxy.observe.trace import OVERHEAD_HEADER
 from proxy.routing import Route
 
 log = logging.getLogger("proxy.relay")
@@ -89,12 +91,16 @@ async def relay(request: web.Request, attempts: Attempts,
 async def _relay_answer(request: web.Request, upstream: aiohttp.ClientResponse,
                         secrets: Secrets,
                         error_frame: Callable[[str, str], bytes]) -> web.StreamResponse:
+    trace = request[TRACE_KEY]
     response = CoalescingResponse(status=upstream.status, reason=upstream.reason)
     _copy_headers(upstream, response)
+    response.headers["x-request-id"] = trace.request_id
+    response.headers[OVERHEAD_HEADER] = f"{trace.overhead_ms():.2f}"
     if upstream.content_length is not None:
         response.content_length = upstream.content_length
     await response.prepare(request)
-    request[TTFB_MS_KEY] = (time.perf_counter() - request[STARTED_KEY]) * 1000
+    trace.ttfb_ms = (time.perf_counter() - trace.started) * 1000
+    trace.streamed = upstream.content_type == "text/event-stream"
     await _pump(request, upstream, response, secrets, error_frame)
     return response
 
@@ -119,9 +125,14 @@ async def _pump(request: web.Request, upstream: aiohttp.ClientResponse,
                 response: web.StreamResponse, secrets: Secrets,
                 error_frame: Callable[[str, str], bytes]) -> None:
     head, tail = bytearray(), []
+    trace = request[TRACE_KEY]
+    active = request.app[OBSERVERS_KEY].metrics.active_streams
+    active.inc()
     try:
         async for chunk in upstream.content.iter_any():
             await response.write(chunk)
+            if trace.recording is not None:
+                trace.record(chunk)
             if len(head) < HEAD_BYTES:
                 head += chunk
             tail.append(chunk)
@@ -129,8 +140,11 @@ async def _pump(request: web.Request, upstream: aiohttp.ClientResponse,
                 del tail[0]
     except (aiohttp.ClientError, TimeoutError) as exc:
         _note(request, bytes(head), b"".join(tail), upstream.status, secrets)
+        trace.errors.append("api_error")
         await _fail(request, upstream, response, error_frame, exc)
         return
+    finally:
+        active.dec()
     await response.write_eof()
     _note(request, bytes(head), b"".join(tail), upstream.status, secrets)  # client is done
 
@@ -140,8 +154,8 @@ async def _fail(request: web.Request, upstream: aiohttp.ClientResponse,
                 exc: BaseException) -> None:
     """The upstream broke mid-body. An event stream gets the dialect's error frame; any
     other body is cut off, so the client sees an incomplete answer, never a whole one."""
-    log.warning("%s: relay broke mid-body: %s", request.get(REQUEST_ID_KEY), exc)
-    request[STOP_REASON_KEY] = "error"
+    log.warning("%s: relay broke mid-body: %s", request[TRACE_KEY].request_id, exc)
+    request[TRACE_KEY].stop_reason = "error"
     if upstream.content_type == "text/event-stream":
         try:
             await response.write(error_frame("api_error", "The upstream connection broke."))
@@ -165,12 +179,13 @@ def _note(request: web.Request, head: bytes, tail: bytes, status: int,
         inputs = found.get("input_tokens", found.get("prompt_tokens", 0))
         cached = found.get("cache_read_input_tokens", found.get("cached_tokens", 0))
         outputs = found.get("output_tokens", found.get("completion_tokens", 0))
-        request[USAGE_KEY] = f"in={inputs}+{cached}cached,out={outputs}"
+        request[TRACE_KEY].usage = Usage(input_tokens=inputs, output_tokens=outputs,
+                                         cache_read_input_tokens=cached)
     stop = _STOP.findall(_after(tail, b'"stop_reason"') or _after(tail, b'"finish_reason"'))
     if stop:
-        request[STOP_REASON_KEY] = stop[-1].decode()
+        request[TRACE_KEY].stop_reason = stop[-1].decode()
     if status >= 400 or b'"error"' in tail:
-        log.warning("%s: upstream error relayed (HTTP %s): %s", request.get(REQUEST_ID_KEY),
+        log.warning("%s: upstream error relayed (HTTP %s): %s", request[TRACE_KEY].request_id,
                     status, redact(tail[-500:].decode("utf-8", "replace"), secrets))
 
 

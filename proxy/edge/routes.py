@@ -14,7 +14,7 @@ from proxy.edge.body import json_response
 from proxy.edge.chat import chat_completions
 from proxy.edge.errors import ANTHROPIC, client_dialect
 from proxy.edge.messages import count_tokens, messages
-from proxy.keys import ROUTER_KEY, SETTINGS_KEY
+from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY
 
 
 async def models(request: web.Request) -> web.Response:
@@ -23,6 +23,13 @@ async def models(request: web.Request) -> web.Response:
     if client_dialect(request) == ANTHROPIC:
         return json_response(anthropic_responses.models_body(listed))
     return json_response(openai_responses.models_body(listed))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text format (every worker's figures, added up)."""
+    observers = request.app[OBSERVERS_KEY]
+    return web.Response(body=observers.metrics.render(),
+                        headers={"Content-Type": observers.metrics.content_type})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -43,4 +50,5 @@ def add_routes(app: web.Application) -> None:
         app.router.add_post(f"{prefix}/chat/completions", chat_completions)
         app.router.add_get(f"{prefix}/models", models)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/", root)

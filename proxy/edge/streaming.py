@@ -26,7 +26,8 @@ from proxy.canonical import (
     coalesce,
 )
 from proxy.errors import ProxyError, UpstreamProtocolError
-from proxy.keys import REQUEST_ID_KEY, STARTED_KEY, STOP_REASON_KEY, TTFB_MS_KEY, USAGE_KEY
+from proxy.keys import OBSERVERS_KEY, TRACE_KEY
+from proxy.observe.trace import OVERHEAD_HEADER
 
 log = logging.getLogger("proxy.stream")
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -92,23 +93,30 @@ async def stream_events(request: web.Request, batches: AsyncIterator[list[Event]
         first = await anext(batches)
     except StopAsyncIteration:
         raise UpstreamProtocolError("The upstream stream was empty.") from None
-    response = CoalescingResponse(headers=SSE_HEADERS)
+    trace = request[TRACE_KEY]
+    response = CoalescingResponse(headers={**SSE_HEADERS, "x-request-id": trace.request_id,
+                                           OVERHEAD_HEADER: f"{trace.overhead_ms():.2f}"})
     await response.prepare(request)
-    request[TTFB_MS_KEY] = (time.perf_counter() - request[STARTED_KEY]) * 1000
+    trace.ttfb_ms = (time.perf_counter() - trace.started) * 1000
+    trace.streamed = True
     pinger = Pinger(response, ping, interval)
+    active = request.app[OBSERVERS_KEY].metrics.active_streams
+    active.inc()
     try:
         await _pump(request, response, first, batches, encoder, pinger)
     except ProxyError as exc:
         await pinger.stop()
+        trace.errors.append(exc.kind)
         await _write_error(request, response, error_frame(exc.kind, exc.message), exc.message)
     except ConnectionError:
-        log.info("%s: client went away mid-stream", request.get(REQUEST_ID_KEY))
+        log.info("%s: client went away mid-stream", request[TRACE_KEY].request_id)
     except Exception:
-        log.exception("%s: stream failed", request.get(REQUEST_ID_KEY))
+        log.exception("%s: stream failed", request[TRACE_KEY].request_id)
         await pinger.stop()
         await _write_error(request, response, error_frame("api_error", "The proxy failed "
                                                           "unexpectedly; see its log."), "bug")
     finally:
+        active.dec()
         await pinger.stop()
         await batches.aclose()  # type: ignore[attr-defined]
     return response
@@ -118,9 +126,13 @@ async def _pump(request: web.Request, response: web.StreamResponse, first: list[
                 batches: AsyncIterator[list[Event]], encoder: StreamEncoder,
                 pinger: Pinger) -> None:
     batch: list[Event] | None = first
+    trace = request[TRACE_KEY]
     while batch is not None:
         _note(request, batch)
-        await response.write(encoder.encode(coalesce(batch)))
+        data = encoder.encode(coalesce(batch))
+        await response.write(data)
+        if trace.recording is not None:
+            trace.record(data)
         pinger.last_write = time.monotonic()
         if isinstance(batch[-1], MessageStop):
             await pinger.stop()
@@ -134,8 +146,10 @@ async def _pump(request: web.Request, response: web.StreamResponse, first: list[
 
 async def _write_error(request: web.Request, response: web.StreamResponse, frame: bytes,
                        reason: str) -> None:
-    log.warning("%s: stream failed after it started: %s", request.get(REQUEST_ID_KEY), reason)
-    request[STOP_REASON_KEY] = "error"
+    log.warning("%s: stream failed after it started: %s", request[TRACE_KEY].request_id, reason)
+    trace = request[TRACE_KEY]
+    trace.stop_reason = "error"
+    trace.record(frame)
     with contextlib.suppress(ConnectionError):
         await response.write(frame)
         await response.write_eof()
@@ -155,6 +169,7 @@ async def collect_events(request: web.Request,
         await batches.aclose()  # type: ignore[attr-defined]
     if not collector.message.complete:
         raise UpstreamProtocolError("The upstream stream ended before it finished.")
+    request[TRACE_KEY].answered()  # the wait for the upstream is not the proxy's time
     return collector.message
 
 
@@ -165,7 +180,5 @@ def _note(request: web.Request, batch: list[Event]) -> None:
         return
     delta = batch[-2]
     if isinstance(delta, MessageDelta):
-        request[STOP_REASON_KEY] = delta.stop_reason
-        usage = delta.usage
-        request[USAGE_KEY] = (f"in={usage.input_tokens}+{usage.cache_read_input_tokens}cached"
-                            f",out={usage.output_tokens}")
+        trace = request[TRACE_KEY]
+        trace.stop_reason, trace.usage = delta.stop_reason, delta.usage

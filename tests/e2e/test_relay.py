@@ -160,5 +160,6 @@ async def test_relayed_usage_and_errors_reach_the_log(
         pass
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("proxy")]
     access = [line for line in lines if "/v1/messages" in line and " 200 " in line]
-    assert access and "in=40+3cached,out=7" in access[-1] and "stop=end_turn" in access[-1]
+    assert access and "tokens_in=43 tokens_out=7" in access[-1]
+    assert "stop_reason=end_turn" in access[-1]
     assert any("bad field x" in line for line in lines)

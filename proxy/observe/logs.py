@@ -1,0 +1,112 @@
+"""Logging: plain text or JSON lines, one access line per request, and bodies at debug.
+
+The access line carries the time, request id, client dialect, backend, the model asked
+and the model sent, status, time to first byte, total time, tokens in and out, and stop
+reason: in JSON mode as fields, in text mode as ``key=value``. Request and response
+bodies are logged only at DEBUG, cut to LOG_BODY_MAX_CHARS, and every key or token in
+them is masked first (``Masker``), so no secret reaches a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from proxy.config import Settings
+from proxy.observe.trace import Trace
+
+access_log = logging.getLogger("proxy.access")
+body_log = logging.getLogger("proxy.body")
+# Key-shaped strings, masked wherever they appear; known keys are added at start-up.
+_KEY_SHAPES = [
+    (re.compile(r"sk-[A-Za-z0-9_\-]{8,}"), "***"),  # OpenAI, Anthropic, DeepSeek, OpenRouter
+    (re.compile(r"(bearer\s+)[A-Za-z0-9_\-.=:/+]{8,}", re.I), r"\1***"),
+    (re.compile(r'("(?:x-api-key|api_key|api-key|apikey|api_keys|authorization|ak|token|'
+                r'password|secret)"\s*:\s*")[^"]{4,}', re.I), r"\1***"),
+]
+
+
+class Masker:
+    """Masks the configured secrets and key-shaped strings in any text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        known = [re.escape(s) for s in sorted(set(secrets), key=len, reverse=True)
+                 if s and len(s) >= 6]
+        self._known = re.compile("|".join(known)) if known else None
+
+    def __call__(self, text: str) -> str:
+        if self._known is not None:
+            text = self._known.sub("***", text)
+        for pattern, replacement in _KEY_SHAPES:
+            text = pattern.sub(replacement, text)
+        return text
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname,
+                                "logger": record.name, "message": record.getMessage()}
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    # The logging manual's own speed-ups: no caller lookup, thread or process names per
+    # record (none of them is in the format); the access line is written once a request.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+
+
+def access_fields(trace: Trace) -> dict[str, Any]:
+    usage = trace.usage
+    return {"request_id": trace.request_id, "method": trace.method, "path": trace.path,
+            "status": trace.status, "dialect": trace.dialect, "backend": trace.backend,
+            "model_asked": trace.model_asked, "model_sent": trace.model_sent,
+            "ttfb_ms": _ms(trace.ttfb_ms), "total_ms": _ms(trace.total_ms),
+            "tokens_in": usage.input_tokens + usage.cache_read_input_tokens if usage else None,
+            "tokens_out": usage.output_tokens if usage else None,
+            "stop_reason": trace.stop_reason, "attempts": trace.attempts}
+
+
+def log_access(trace: Trace) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    fields = access_fields(trace)
+    text = " ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items()
+                    if k not in ("request_id", "method", "path", "status"))
+    access_log.info("%s %s %s %s %s", trace.request_id, trace.method, trace.path, trace.status,
+                    text, extra={"fields": fields})
+
+
+def log_body(what: str, trace: Trace, body: bytes | str, settings: Settings,
+             masker: Masker) -> None:
+    """At DEBUG only: a body, masked, cut to LOG_BODY_MAX_CHARS (0: never)."""
+    limit = settings.log_body_max_chars
+    if limit <= 0 or not body_log.isEnabledFor(logging.DEBUG):
+        return
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    cut = masker(text[: limit + 200])[:limit]
+    more = f" …(+{len(text) - limit} chars)" if len(text) > limit else ""
+    body_log.debug("%s %s: %s%s", trace.request_id, what, cut, more,
+                   extra={"fields": {"request_id": trace.request_id, "body": what}})
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
