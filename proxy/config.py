@@ -181,8 +181,10 @@ def load_settings(argv: Sequence[str] | None = None,
         env = spec.name.upper()
         raw = getattr(args, spec.name)
         if raw is None:
-            raw = environ.get(env, dotenv.get(env))
-        if raw is not None:
+            raw = environ.get(env) or dotenv.get(env)
+        # An empty value means "unset", so a copied .env.example (PROXY_API_KEY=) never
+        # overrides the providers file with nothing.
+        if raw is not None and raw != "":
             values[spec.name] = _convert(raw, str(types[spec.name]), env)
     file = _providers_file(values.get("config_path", ""))
     if file is not None:

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -74,17 +74,22 @@ def serve(settings: Settings, *, supervisor: int = 0) -> None:
     from proxy.app import create_app
 
     app = create_app(settings)
-    app.on_shutdown.append(_announce_shutdown(settings.grace_period))
     if supervisor:
         app.cleanup_ctx.append(_stop_when_orphaned(supervisor))
+    loop = _event_loop()
+    _stop_on_signals(loop, settings.grace_period)
     # aiohttp's shutdown waits shutdown_timeout for running handlers, then asks them to
     # stop (which a streaming handler does not notice) and waits as long again before
     # cancelling them: half the grace period each. 0 would mean "no limit" to aiohttp.
     # handler_cancellation: a client that disconnects cancels its handler, which closes
     # the upstream request at once instead of at the next write; a shutdown does not.
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=bool(supervisor),
-                shutdown_timeout=max(settings.grace_period, 0.002) / 2, access_log=None,
-                handler_cancellation=True, print=None, loop=_event_loop())
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, reuse_port=bool(supervisor),
+                    shutdown_timeout=max(settings.grace_period, 0.002) / 2,
+                    handle_signals=False, access_log=None, handler_cancellation=True,
+                    print=None, loop=loop)
+    except OSError as exc:  # the port is taken, the address is not ours...
+        raise SystemExit(f"llm-dialect-proxy: {exc}") from None
     log.info("stopped")
 
 
@@ -98,11 +103,29 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _announce_shutdown(grace: float) -> Callable[[web.Application], Awaitable[None]]:
-    async def announce(app: web.Application) -> None:
-        log.info("shutting down: no new connections; requests in flight have %g s to finish",
-                 grace)
-    return announce
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, grace: float) -> None:
+    """The first SIGTERM or SIGINT raises GracefulExit, as run_app's own handlers would,
+    and says so in the log. Later, a SIGTERM changes nothing (systemd, Docker and the
+    supervisor send one; a second should not cut streams short), a SIGINT (a second
+    Ctrl-C) ends the process at once."""
+    from aiohttp.web import GracefulExit
+
+    received: list[signal.Signals] = []
+
+    def stop(sig: signal.Signals) -> None:
+        received.append(sig)
+        if len(received) == 1:
+            log.info("%s: shutting down: no new connections; requests in flight have %g s "
+                     "to finish", sig.name, grace)
+            raise GracefulExit
+        if sig == signal.SIGINT:
+            log.warning("SIGINT again: stopping now, cutting the requests in flight")
+            os._exit(1)
+        log.info("%s: already shutting down", sig.name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # Windows: KeyboardInterrupt does it
+            loop.add_signal_handler(sig, stop, sig)
 
 
 def _stop_when_orphaned(supervisor: int) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -150,7 +173,7 @@ class _Supervisor:
         self.command = [sys.executable, "-m", "proxy.workers", str(os.getpid()), *argv]
         self.workers: dict[int, subprocess.Popen[bytes]] = {}
         self.restarts: deque[float] = deque()
-        self.signals = 0  # SIGTERM and SIGINT received
+        self.received: list[int] = []  # SIGTERM and SIGINT, as they come
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -162,7 +185,7 @@ class _Supervisor:
         return status
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.signals += 1
+        self.received.append(signum)
 
     def _start(self) -> None:
         # process_group=0: a Ctrl-C in the terminal reaches the supervisor alone, which
@@ -174,7 +197,7 @@ class _Supervisor:
 
     def _keep_running(self) -> int:
         """Replace the workers that exit, until a signal (0) or too many deaths (1)."""
-        while not self.signals:
+        while not self.received:
             for pid, code in self._reap():
                 if not self._may_restart():
                     log.error("worker %d exited with code %s; more than %d workers exited "
@@ -203,14 +226,17 @@ class _Supervisor:
         return len(self.restarts) <= RESTART_LIMIT
 
     def _stop_all(self) -> None:
-        """SIGTERM every worker, wait out the grace period (or a second signal), kill the rest."""
-        log.info("stopping %d workers; requests in flight have %g s to finish",
-                 len(self.workers), self.grace)
-        seen = self.signals
+        """SIGTERM every worker, wait out the grace period, kill the rest: at once on a
+        SIGINT received meanwhile (a second Ctrl-C), as the workers themselves would."""
+        count = len(self.workers)
+        log.info("stopping %d %s; requests in flight have %g s to finish",
+                 count, "worker" if count == 1 else "workers", self.grace)
+        seen = len(self.received)
         for proc in self.workers.values():
             proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace + KILL_MARGIN
-        while self._running() and time.monotonic() < deadline and self.signals == seen:
+        while (self._running() and time.monotonic() < deadline
+               and signal.SIGINT not in self.received[seen:]):
             time.sleep(POLL)
         for proc in self._running():
             log.warning("worker %d has not stopped; killing it", proc.pid)

@@ -93,3 +93,11 @@ def test_a_broken_file_stops_start_up_with_the_message(tmp_path: Path) -> None:
     path.write_text(json.dumps({"providers": [{"base_url": 5}]}))
     with pytest.raises(SystemExit, match=r"config.json: providers\[0\].base_url: must be"):
         load_settings(["--config", str(path), "--env-file", str(tmp_path / "x")], {})
+
+
+def test_an_empty_value_does_not_override_the_file(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PROXY_API_KEY=\nPORT=\n")  # a copied .env.example
+    settings = load_settings(["--config", str(GO_EXAMPLE), "--env-file", str(dotenv)],
+                             {"PORT": ""})
+    assert (settings.proxy_api_key, settings.port) == ("your-proxy-api-key", 8888)

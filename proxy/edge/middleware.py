@@ -58,7 +58,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         trace.status = exc.status
         raise
     except asyncio.CancelledError:
-        trace.status = 499  # the client went away (nginx's word for it)
+        if not trace.finished:
+            trace.status = 499  # the client went away (nginx's word for it)
         raise
     finally:
         trace.total_ms = (time.perf_counter() - trace.started) * 1000

@@ -146,6 +146,7 @@ async def _pump(request: web.Request, upstream: aiohttp.ClientResponse,
     finally:
         active.dec()
     await response.write_eof()
+    trace.status, trace.finished = response.status, True
     _note(request, bytes(head), b"".join(tail), upstream.status, secrets)  # client is done
 
 

@@ -137,6 +137,7 @@ async def _pump(request: web.Request, response: web.StreamResponse, first: list[
         if isinstance(batch[-1], MessageStop):
             await pinger.stop()
             await response.write_eof()  # the client is done; the backend may tidy up
+            trace.status, trace.finished = response.status, True
             async for _ in batches:
                 pass
             return

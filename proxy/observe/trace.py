@@ -33,6 +33,7 @@ class Trace:
     usage: Usage | None = None
     errors: list[str] = field(default_factory=list)  # kinds of upstream failures met
     streamed: bool = False
+    finished: bool = False  # the client has the whole answer (a later cancel is no 499)
     recording: bytearray | None = None  # the answer as sent, when a session log or DEBUG wants it
     request_body: bytes = b""
 
