@@ -4,7 +4,8 @@
 the listening socket closes at once (new connections are refused, or go to a worker
 still listening), requests in flight, streams included, get GRACE_PERIOD seconds to
 finish, then the rest are cancelled (their clients see a cut stream) and the upstream
-sessions are closed. A second signal ends the wait at once.
+sessions are closed. A second SIGINT (Ctrl-C) ends the wait at once; a second SIGTERM
+changes nothing.
 
 ``supervise`` (N > 1) starts N workers, each ``python -m proxy.workers`` running ``serve``
 with an app of its own: its own ClientSessions, key health and learned limits. They all
@@ -13,8 +14,9 @@ supervisor loads neither aiohttp nor the app and holds no socket. It logs each w
 PID; replaces a worker that dies, saying so (and gives up, exiting 1, when they die more
 than RESTART_LIMIT times in RESTART_WINDOW seconds); on SIGTERM or SIGINT it passes
 SIGTERM to every worker, waits the grace period and KILL_MARGIN more, kills any
-straggler and exits 0. Workers sit in their own process group, so a Ctrl-C in the
-terminal reaches only the supervisor, and a worker whose supervisor vanished stops itself.
+straggler and exits 0 (at once on a second Ctrl-C). Workers sit in their own process
+group, so a Ctrl-C in the terminal reaches only the supervisor, and a worker whose
+supervisor vanished stops itself.
 
 With several workers, ``/metrics`` must add up all of them: unless PROMETHEUS_MULTIPROC_DIR
 is already set, the supervisor gives the workers a fresh temporary directory for it
@@ -90,7 +92,7 @@ def serve(settings: Settings, *, supervisor: int = 0) -> None:
                     print=None, loop=loop)
     except OSError as exc:  # the port is taken, the address is not ours...
         raise SystemExit(f"llm-dialect-proxy: {exc}") from None
-    log.info("stopped")
+    log.info("stopped (PID %d)", os.getpid())
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -115,11 +117,12 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, grace: float) -> None:
     def stop(sig: signal.Signals) -> None:
         received.append(sig)
         if len(received) == 1:
-            log.info("%s: shutting down: no new connections; requests in flight have %g s "
-                     "to finish", sig.name, grace)
+            log.info("%s: shutting down (PID %d): no new connections; requests in flight "
+                     "have %g s to finish", sig.name, os.getpid(), grace)
             raise GracefulExit
         if sig == signal.SIGINT:
-            log.warning("SIGINT again: stopping now, cutting the requests in flight")
+            log.warning("SIGINT again: stopping now (PID %d), cutting the requests in "
+                        "flight", os.getpid())
             os._exit(1)
         log.info("%s: already shutting down", sig.name)
 
@@ -189,7 +192,7 @@ class _Supervisor:
 
     def _start(self) -> None:
         # process_group=0: a Ctrl-C in the terminal reaches the supervisor alone, which
-        # passes one SIGTERM on; a second signal would cut the worker's grace period short.
+        # alone decides what the workers get (one SIGTERM, or SIGKILL on a second Ctrl-C).
         proc = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
                                 process_group=0)
         self.workers[proc.pid] = proc
@@ -200,9 +203,9 @@ class _Supervisor:
         while not self.received:
             for pid, code in self._reap():
                 if not self._may_restart():
-                    log.error("worker %d exited with code %s; more than %d workers exited "
-                              "within %g s: giving up", pid, _describe(code), RESTART_LIMIT,
-                              RESTART_WINDOW)
+                    log.error("worker %d exited with code %s; more than %d workers have "
+                              "exited within %g s: giving up", pid, _describe(code),
+                              RESTART_LIMIT, RESTART_WINDOW)
                     return 1
                 log.warning("worker %d exited with code %s; starting a replacement",
                             pid, _describe(code))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -38,7 +39,8 @@ class Proxy:
     """A ``python -m proxy`` process and the lines of its log."""
 
     def __init__(self, proc: asyncio.subprocess.Process, port: int) -> None:
-        self.proc, self.port, self.lines = proc, port, list[str]()
+        self.proc, self.port = proc, port
+        self.lines: list[str] = []
         self.url = f"http://127.0.0.1:{port}"
         self._reader = asyncio.create_task(self._read())
 
@@ -80,7 +82,8 @@ class Proxy:
             code = await asyncio.wait_for(self.proc.wait(), timeout)
         except TimeoutError:
             raise AssertionError(f"the proxy did not exit within {timeout} s:\n{self.log}") from None
-        await self._reader
+        # The last lines (workers may hold the pipe a little longer than their supervisor).
+        await asyncio.wait([self._reader], timeout=5)
         return code
 
     def end(self) -> None:
@@ -91,6 +94,7 @@ class Proxy:
                     os.kill(pid, signal.SIGKILL)
         if self.proc.returncode is None:
             self.proc.kill()
+        self._reader.cancel()
 
 
 Launch = Callable[..., Awaitable[Proxy]]
@@ -180,17 +184,20 @@ async def wait_listeners(port: int, count: int, timeout: float = 15) -> None:
         await asyncio.sleep(0.05)
 
 
-async def stream_through_sigterm(proxy: Proxy, signal_to: int) -> tuple[bytes, float]:
-    """Stream a message; once its first bytes are in, SIGTERM ``signal_to`` and check that
-    new connections are refused. Returns what the client got and when SIGTERM went."""
+async def stream_through_signals(proxy: Proxy, *signals: signal.Signals) -> tuple[bytes, float]:
+    """Stream a message; once its first bytes are in, send the proxy ``signals`` (the later
+    ones once it says it is shutting down) and check that new connections are refused.
+    Returns what the client got and when the last signal went."""
     received = bytearray()
     async with aiohttp.ClientSession() as session, session.post(
             f"{proxy.url}/v1/messages", json=MESSAGE, headers=HEADERS) as resp:
         assert resp.status == 200, await resp.text()
         received += await resp.content.readany()
-        os.kill(signal_to, signal.SIGTERM)
+        proxy.proc.send_signal(signals[0])
+        await proxy.wait_log(r"shutting down \(PID \d+\): no new connections")
+        for sig in signals[1:]:
+            proxy.proc.send_signal(sig)
         signalled = time.monotonic()
-        await proxy.wait_log("shutting down: no new connections")
         await asyncio.sleep(0.3)
         with pytest.raises(aiohttp.ClientConnectorError):
             await health(proxy.url)
@@ -228,9 +235,10 @@ async def test_workers_share_the_port_and_a_killed_worker_is_replaced(launch: La
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_sigterm_lets_a_stream_in_flight_complete(
         launch: Launch, upstream: FakeOpenAIUpstream, workers: int) -> None:
+    """(A second SIGTERM, as from systemd and a supervisor both, changes nothing.)"""
     upstream.scenario = Stream(text_stream(["word "] * 15), delay=0.2)  # about 3.5 s
     proxy = await launch("--workers", str(workers), "--grace-period", "10")
-    body, signalled = await stream_through_sigterm(proxy, proxy.proc.pid)
+    body, signalled = await stream_through_signals(proxy, signal.SIGTERM, signal.SIGTERM)
     assert body.count(b"event: content_block_delta") == 15, body
     assert body.rstrip().endswith(b'data: {"type":"message_stop"}'), body[-200:]
     assert await proxy.exit_code(timeout=10) == 0
@@ -243,12 +251,23 @@ async def test_a_stream_longer_than_the_grace_period_is_cut(
         launch: Launch, upstream: FakeOpenAIUpstream, workers: int) -> None:
     upstream.scenario = Stream(text_stream(["word "] * 25), delay=0.2)  # about 5.5 s
     proxy = await launch("--workers", str(workers), "--grace-period", "1")
-    body, signalled = await stream_through_sigterm(proxy, proxy.proc.pid)
+    body, signalled = await stream_through_signals(proxy, signal.SIGTERM)
     assert await proxy.exit_code(timeout=5) == 0
     took = time.monotonic() - signalled
     assert 0.9 < took < 3, f"exited {took:.2f} s after SIGTERM with a 1 s grace period"
     assert b"event: content_block_delta" in body
     assert b"message_stop" not in body, "the stream should have been cut"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_second_ctrl_c_stops_at_once(
+        launch: Launch, upstream: FakeOpenAIUpstream, workers: int) -> None:
+    upstream.scenario = Stream(text_stream(["word "] * 25), delay=0.2)  # about 5.5 s
+    proxy = await launch("--workers", str(workers), "--grace-period", "30")
+    body, signalled = await stream_through_signals(proxy, signal.SIGINT, signal.SIGINT)
+    await proxy.exit_code(timeout=2)
+    assert b"message_stop" not in body, "the stream should have been cut"
+    assert not any(_alive(pid) for pid in proxy.workers)
 
 
 async def test_workers_stop_when_the_supervisor_is_killed(launch: Launch) -> None:
@@ -261,17 +280,15 @@ async def test_workers_stop_when_the_supervisor_is_killed(launch: Launch) -> Non
     while any(_alive(pid) for pid in proxy.workers):
         assert time.monotonic() < deadline, "workers outlived their supervisor"
         await asyncio.sleep(0.1)
-    for path in metrics_dir.glob("*.db"):  # a killed supervisor cannot clean up
-        path.unlink()
-    metrics_dir.rmdir()
+    shutil.rmtree(metrics_dir)  # a killed supervisor cannot clean up
 
 
 async def test_workers_that_keep_dying_make_the_supervisor_give_up(launch: Launch) -> None:
     with socket.socket() as taken:  # the port is held without SO_REUSEPORT: no worker binds
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        proxy = await launch("--workers", "2", port=taken.getsockname()[1], healthy=False)
-        assert await proxy.exit_code(timeout=30) == 1
+        proxy = await launch("--workers", "4", port=taken.getsockname()[1], healthy=False)
+        assert await proxy.exit_code(timeout=60) == 1
     assert "giving up" in proxy.log
-    assert proxy.log.count("starting a replacement") == 5
+    assert proxy.log.count("starting a replacement") >= 5
     assert not any(_alive(pid) for pid in proxy.workers)
