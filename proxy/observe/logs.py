@@ -10,6 +10,7 @@ them is masked first (``Masker``), so no secret reaches a log line.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -82,7 +83,8 @@ def access_fields(trace: Trace) -> dict[str, Any]:
             "ttfb_ms": _ms(trace.ttfb_ms), "total_ms": _ms(trace.total_ms),
             "tokens_in": usage.input_tokens + usage.cache_read_input_tokens if usage else None,
             "tokens_out": usage.output_tokens if usage else None,
-            "stop_reason": trace.stop_reason, "attempts": trace.attempts}
+            "stop_reason": trace.stop_reason, "attempts": trace.attempts,
+            "worker": os.getpid()}
 
 
 def log_access(trace: Trace) -> None:
