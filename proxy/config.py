@@ -35,7 +35,7 @@ class Settings:
     read_timeout: float = 600.0
     max_body_bytes: int = 32 * 1024 * 1024
     max_connections: int = 1000
-    max_connections_per_host: int = 500
+    max_connections_per_host: int = 1000
     log_level: str = "INFO"
     log_format: str = "text"
     session_log_dir: str = ""

@@ -57,7 +57,7 @@ class Provider:
     connect_timeout: float | None = None
     read_timeout: float | None = None
     max_connections: int = 1000
-    max_connections_per_host: int = 500
+    max_connections_per_host: int = 1000
     sdk_base: bool = False  # base_url is exactly as the openai SDK takes it (UPSTREAM_URL)
 
     @property
@@ -154,7 +154,7 @@ def _provider(top: _Reader, item: Any, where: str, position: int) -> Provider:
         read_timeout=top.get(item, "read_timeout_seconds", int, where=where, number=True),
         max_connections=top.get(item, "max_connections", int, where=where) or 1000,
         max_connections_per_host=top.get(item, "max_connections_per_host", int,
-                                         where=where) or 500,
+                                         where=where) or 1000,
     )
 
 

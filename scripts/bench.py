@@ -1,65 +1,69 @@
 #!/usr/bin/env python3
-"""Benchmark: what the proxy adds to a streaming request, measured against the direct path.
+"""Benchmark: what the proxy adds to a request, measured against the direct path, on your server.
 
-Its job. Start two fast fake upstreams (OpenAI and Anthropic, ``bench_upstreams.py``) and two
-proxies (``python -m proxy`` from this repository, one per upstream dialect), each in its own
-process, all on 127.0.0.1. Then, per direction, send the same streaming requests two ways in
-one run, *direct* (to the upstream itself) and *proxy*:
+What it does. Start an upstream, by default a fast built-in fake per dialect (OpenAI and
+Anthropic, ``bench_upstreams.py``) or a real one (``--upstream-url``), and the proxy
+(``python -m proxy`` from this repository) in front of it, each in its own process, all on
+127.0.0.1. Then send the same requests two ways in one run, *direct* (to the upstream
+itself) and *proxy*, per direction:
 
 - ``a2o``: direct = an OpenAI body to the OpenAI upstream; proxy = an Anthropic body to the
   OpenAI-dialect proxy's ``/v1/messages`` (translated).
 - ``o2a``: direct = an Anthropic body to the Anthropic upstream; proxy = an OpenAI body (with
   ``stream_options.include_usage``) to the Anthropic-dialect proxy's ``/v1/chat/completions``.
-- ``relay-openai``: direct as a2o; proxy = the same OpenAI body to the OpenAI-dialect proxy's
-  ``/v1/chat/completions`` (relayed byte for byte).
-- ``relay-anthropic``: direct as o2a; proxy = the same Anthropic body to the
-  Anthropic-dialect proxy's ``/v1/messages`` (relayed byte for byte).
+- ``relay-openai`` / ``relay-anthropic``: the upstream's own dialect to the proxy (relayed
+  byte for byte).
+
+Scenarios (``--scenarios``, default all; see bench_scenarios.py for how each is run):
+``latency`` (one request at a time), ``throughput`` (64 at once), ``long-streams`` (1000
+streams open at once, each 100 chunks 20 ms apart, every answer checked whole, the proxy's
+peak resident memory read off /proc) and ``non-streaming`` (32 at once, ``"stream":
+false``). long-streams and non-streaming run for a2o only unless ``--long-directions`` or
+``--nonstream-directions`` say otherwise (``--quick``: every direction).
 
 How to run (from the repository root)::
 
-    .venv/bin/python scripts/bench.py                 # full run, under ~3 minutes
-    .venv/bin/python scripts/bench.py --quick         # smoke test, every direction
-    .venv/bin/python scripts/bench.py --directions o2a,relay-anthropic --json out.json
-    .venv/bin/python scripts/bench.py --concurrency 1,16,64 --requests 500
-    .venv/bin/python scripts/bench.py --no-proxy      # the direct paths only
+    .venv/bin/python scripts/bench.py                 # everything, 2 to 3 minutes
+    .venv/bin/python scripts/bench.py --quick         # every scenario and direction, scaled down
+    .venv/bin/python scripts/bench.py --scenarios long-streams --long-directions a2o,o2a
+    .venv/bin/python scripts/bench.py --json out.json --plot out.png   # plot: matplotlib
+    .venv/bin/python scripts/bench.py --upstream-url https://api.deepseek.com/v1 \\
+        --upstream-dialect openai --upstream-key "$KEY" --model deepseek-chat --quick
 
-What it measures. Every upstream answer is a precomputed stream of about 200 chunks, each its
-own write (see bench_upstreams.py). Per request: time to first byte (first body bytes
-received) and total time (body fully read); per path: p50/p95/p99 of both, and requests per
-second. So that drift hits both paths alike: at concurrency 1, direct and proxy requests
-alternate (A B, B A, ...), and req/s is 1 / mean total time; at concurrency C > 1, C workers
-share a fixed number of requests, run in halves ordered direct, proxy, proxy, direct, and
-req/s is requests / wall time. Warm-up requests before each measurement are not counted. Each
-warm-up and measurement stops early after --max-seconds, so even a slow proxy finishes in
-minutes; the "ok" column counts what was measured. An answer must end with ``data: [DONE]``
-(OpenAI) or ``event: message_stop`` (Anthropic), or it counts as failed.
+Against a real upstream, "direct" calls it with your key, the proxy is started in front of it
+(the key reaches it in its environment), only the directions of that dialect run, and answers
+are checked for shape, not for their text; long streams are whatever the model sends. Mind
+that a full run sends thousands of requests, a thousand of them at once: start with --quick.
+
+What it measures. Per request: time to first byte (first body bytes received) and total
+time (body fully read); per path: p50/p95/p99 of both, requests per second, and the ratios
+proxy/direct. Warm-up requests are not counted. Each warm-up and measurement stops early
+after --max-seconds, so even a slow proxy finishes in minutes; "ok" counts what was
+measured and checked. A line of progress goes to stderr when it is a terminal.
 
 Targets (2-core machine): at concurrency 1 the proxy adds at most 1 ms to the p50 total time
 when it translates (a2o, o2a), 0.5 ms when it relays; at concurrency 64 it serves at least
-0.5 (translating) or 0.70 (relaying) of the direct path's requests per second. A missed
-target is reported, not an error: the exit code is 1 only when requests failed, 2 when the
-benchmark could not start.
+0.5 (translating) or 0.70 (relaying) of the direct path's requests per second; 1000 long
+streams all complete, with the p99 total time within 1.3 times direct's and the proxy's
+peak RSS under 100 MB; non-streaming at concurrency 32, at least 0.15 of the direct rate.
+A missed target is reported, not an error: the exit code is 1 only when requests failed,
+2 when the benchmark could not start.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import platform
-import re
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -68,463 +72,277 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # imported from elsewhere than `python scripts/bench.py`
     sys.path.insert(0, str(HERE))
 
-from bench_upstreams import (  # noqa: E402
-    ANTHROPIC_TEXT_DELTAS,
-    HOST,
-    MODEL,
-    OPENAI_CONTENT_CHUNKS,
+from bench_load import Progress  # noqa: E402
+from bench_procs import Child, free_port, raise_open_files, spawn, wait_healthy  # noqa: E402
+from bench_report import (  # noqa: E402
+    DIRECTIONS,
+    SCENARIOS,
+    Direction,
+    Scenario,
+    plot,
+    print_scenario,
+    print_summary,
 )
+from bench_scenarios import (  # noqa: E402
+    Bench,
+    Upstream,
+    latency,
+    long_streams,
+    non_streaming,
+    throughput,
+)
+from bench_upstreams import HOST, MODEL  # noqa: E402
 
-REPO = HERE.parent
 DIALECTS = ("openai", "anthropic")
-PCTS = (50, 95, 99)
-REQUEST_ID = re.compile(r"req_\w+")
-Options = argparse.Namespace
-TARGET_ADDED_AT, TARGET_RATIO_AT = 1, 64  # the concurrencies the two targets apply at
 
 
-class Direction(NamedTuple):
-    name: str
-    dialect: str  # the upstream's, so also which proxy
-    client: str  # the dialect the proxy is spoken to in
-    max_added_ms: float  # proxy-added p50 total time at concurrency 1
-    min_ratio: float  # proxy/direct requests per second at concurrency 64
+# --- the command line -----------------------------------------------------------------------------
 
 
-DIRECTIONS = {
-    d.name: d
-    for d in (
-        Direction("a2o", "openai", "anthropic", 1.0, 0.5),
-        Direction("o2a", "anthropic", "openai", 1.0, 0.5),
-        Direction("relay-openai", "openai", "openai", 0.5, 0.70),
-        Direction("relay-anthropic", "anthropic", "anthropic", 0.5, 0.70),
+def names(choices: Sequence[str], allow_all: bool = False) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        got = [n.strip() for n in text.split(",") if n.strip()]
+        if allow_all and got == ["all"]:
+            return list(choices)
+        unknown = [n for n in got if n not in choices]
+        if unknown or not got:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(choices)}, got {text!r}")
+        return list(dict.fromkeys(got))
+
+    return parse
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="Benchmark the proxy against the direct path, on a built-in fake upstream "
+        "or a real one.",
     )
-}
-
-
-# --- child processes ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: IO[bytes]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def log_tail(self, limit: int = 2000) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-limit:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-def spawn(name: str, args: Sequence[str], port: int) -> Child:
-    """Start `python ARGS` in the repository; its own session, so Ctrl-C reaches only us."""
-    log = tempfile.TemporaryFile(prefix=f"bench-{name}-")  # noqa: SIM115 (Child.stop closes it)
-    cmd, null, out = [sys.executable, *args], subprocess.DEVNULL, subprocess.STDOUT
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, stdin=null, stdout=log, stderr=out, start_new_session=True
+    add = ap.add_argument
+    every = list(SCENARIOS)
+    add("--scenarios", type=names(SCENARIOS, True), default=every, help=f"{','.join(every)} (all)")
+    add("--directions", type=names(list(DIRECTIONS), True), help=f"{','.join(DIRECTIONS)} (all)")
+    add("--long-directions", type=names(list(DIRECTIONS), True), help="long-streams (a2o)")
+    add("--nonstream-directions", type=names(list(DIRECTIONS), True), help="non-streaming (a2o)")
+    add("--quick", action="store_true", help="every scenario and direction, scaled down (CI)")
+    g = ap.add_argument_group("sizes")
+    g.add_argument("--requests", type=int, help="latency/throughput, per path (2000; 10000)")
+    g.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[64],
+                   help="throughput concurrencies (64)")  # fmt: skip
+    g.add_argument("--warmup", type=int, help="warm-up requests per path (50 per 16 concurrent)")
+    g.add_argument("--streams", type=int, help="long-streams: streams open at once (1000)")
+    g.add_argument("--chunks", type=int, help="long-streams: chunks per stream (100)")
+    g.add_argument(
+        "--chunk-delay-ms", type=int, default=20, help="long-streams: ms between chunks (20)"
     )
-    return Child(name, proc, log, port)
+    g.add_argument(
+        "--stream-spread-ms",
+        type=int,
+        help="long-streams: ms the starts of a batch spread over (one chunk delay)",
+    )
+    g.add_argument(
+        "--nonstream-concurrency", type=int, default=32, help="non-streaming: concurrency (32)"
+    )
+    g.add_argument("--nonstream-requests", type=int, help="non-streaming: requests per path (4000)")
+    g.add_argument("--timeout", type=float, default=30.0, help="per request, seconds (30)")
+    g.add_argument(
+        "--max-failures", type=int, default=20, help="end a run after this many failures (20)"
+    )
+    g.add_argument("--max-seconds", type=float, default=25.0, help="cap per warm-up or run (25)")
+    u = ap.add_argument_group("a real upstream instead of the built-in fake")
+    u.add_argument("--upstream-url", help="as the proxy takes it: OpenAI ending in /v1")
+    u.add_argument("--upstream-dialect", choices=DIALECTS, default="openai")
+    u.add_argument("--upstream-key", default=os.environ.get("UPSTREAM_API_KEY", ""),
+                   help="(default: $UPSTREAM_API_KEY)")  # fmt: skip
+    u.add_argument("--model", help=f"(default {MODEL!r} for the fake)")
+    u.add_argument("--prompt", default="hi", help="the user message (hi)")
+    u.add_argument("--max-tokens", type=int, default=1024)
+    o = ap.add_argument_group("output")
+    o.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    o.add_argument("--plot", metavar="PATH.png", help="also draw them (needs matplotlib)")
+    o.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    o.add_argument("--no-proxy", action="store_true", help="measure the direct paths only")
+    o.add_argument("--proxy-arg", action="append", default=[], help="extra argument, every proxy")
+    args = ap.parse_args(argv)
+    return settle(ap, args)
 
 
-async def wait_healthy(session: aiohttp.ClientSession, child: Child) -> None:
-    url, deadline = f"{child.url}/health", time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if child.proc.poll() is not None:
-            raise RuntimeError(f"{child.name} exited: {child.proc.returncode}\n{child.log_tail()}")
-        try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                if resp.status == 200:
-                    return
-        except (aiohttp.ClientError, TimeoutError):
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{child.name}: {url} not healthy within 20 s:\n{child.log_tail()}")
+def settle(ap: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Defaults that depend on other arguments; refuse what cannot work."""
+    real = args.upstream_url is not None
+    dialects = [args.upstream_dialect] if real else list(DIALECTS)
+    usable = [n for n, d in DIRECTIONS.items() if d.dialect in dialects]
+    if args.directions is None:
+        args.directions = usable
+    wrong = [n for n in args.directions + (args.long_directions or [])
+             + (args.nonstream_directions or []) if n not in usable]  # fmt: skip
+    if wrong:
+        ap.error(f"a {args.upstream_dialect} upstream serves only {','.join(usable)}, not {wrong}")
+    if real and not args.model:
+        ap.error("--upstream-url needs --model")
+    if real and not args.upstream_key:
+        ap.error("--upstream-url needs --upstream-key (or $UPSTREAM_API_KEY)")
+    args.model = args.model or MODEL
+    for name in ("long_directions", "nonstream_directions"):
+        if getattr(args, name) is None:
+            few = [n for n in args.directions if n == "a2o"] or args.directions[:1]
+            setattr(args, name, list(args.directions) if args.quick else few)
+    Progress.enabled = Progress.enabled and not args.no_progress
+    return args
 
 
-# --- the load generator ---------------------------------------------------------------------------
+def plan(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """The scenarios to run, each with its directions."""
+    per = {"long-streams": args.long_directions, "non-streaming": args.nonstream_directions}
+    return [(sc, per.get(sc, args.directions)) for sc in args.scenarios]
 
 
-class Target(NamedTuple):
-    name: str
-    url: str
-    body: bytes
-    headers: dict[str, str]
-    terminator: bytes  # a complete answer ends with this
+# --- the processes --------------------------------------------------------------------------------
 
 
-class Sample(NamedTuple):
-    ttfb: float  # seconds
-    total: float
-    error: str | None = None
+def proxy_flags(dialect: str, base: str, port: int, args: argparse.Namespace) -> list[str]:
+    flags = ["--host", HOST, "--port", str(port), "--upstream-dialect", dialect]
+    flags += ["--upstream", base]
+    if dialect == "openai":
+        flags += ["--model", args.model]
+    elif args.upstream_url is None:
+        flags += ["--api-key", "sk-bench"]
+    return [*flags, *args.proxy_arg]
 
 
-REQUEST = {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]}
-JSON = {"Content-Type": "application/json"}
-CLIENTS = {  # a client of each dialect: path, body, headers, how a complete answer ends
-    "openai": (
-        "/v1/chat/completions",
-        orjson.dumps({**REQUEST, "stream": True, "stream_options": {"include_usage": True}}),
-        {**JSON, "Authorization": "Bearer bench"},
-        b"data: [DONE]\n\n",
-    ),
-    "anthropic": (
-        "/v1/messages",
-        orjson.dumps({**REQUEST, "stream": True}),
-        {**JSON, "x-api-key": "bench", "anthropic-version": "2023-06-01"},
-        b"event: message_stop",
-    ),
-}
+def start_proxy(name: str, dialect: str, base: str, args: argparse.Namespace) -> Child:
+    port = free_port()
+    env = {"UPSTREAM_API_KEY": args.upstream_key} if args.upstream_url else {}
+    return spawn(name, ["-m", "proxy", *proxy_flags(dialect, base, port, args)], port, env)
 
 
-def make_targets(direction: Direction, upstream: str, proxy: str | None) -> list[Target]:
-    """The direct path (the upstream's own dialect), then the proxy path (the client's)."""
-    names = [("direct", upstream, direction.dialect)]
-    names += [("proxy", proxy, direction.client)] if proxy else []
-    out = []
-    for name, base, dialect in names:
-        path, body, headers, end = CLIENTS[dialect]
-        out.append(Target(name, base + path, body, headers, end))
-    return out
-
-
-@dataclass
-class Runner:
-    """Sends requests over one session; ends a run early on too many failures or at its deadline."""
-
-    session: aiohttp.ClientSession
-    timeout: float  # per request
-    max_failures: int
-    seconds: float  # per run
-    errors: Counter[str] = field(default_factory=Counter)
-    deadline: float = math.inf
-
-    def start(self) -> Runner:
-        self.deadline = time.monotonic() + self.seconds
-        return self
-
-    @property
-    def exhausted(self) -> bool:
-        failed = sum(self.errors.values()) > self.max_failures
-        return failed or time.monotonic() > self.deadline
-
-    async def request(self, target: Target) -> Sample:
-        sample = await self.send(target)
-        if sample.error is not None:
-            self.errors[sample.error] += 1
-        return sample
-
-    async def send(self, target: Target) -> Sample:
-        start, ttfb, tail, post = time.perf_counter(), 0.0, b"", self.session.post
-        try:
-            async with asyncio.timeout(self.timeout):
-                async with post(target.url, data=target.body, headers=target.headers) as resp:
-                    if resp.status != 200:
-                        text = REQUEST_ID.sub("req_*", await resp.text())  # so alike ones group
-                        return Sample(0.0, 0.0, f"HTTP {resp.status}: {text[:200]}")
-                    async for chunk in resp.content.iter_any():
-                        if not ttfb:
-                            ttfb = time.perf_counter() - start
-                        tail = (tail + chunk)[-200:]
-                    total = time.perf_counter() - start
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return Sample(0.0, 0.0, f"{target.name}: {type(exc).__name__}: {exc}"[:200])
-        if target.terminator not in tail:
-            return Sample(ttfb, total, f"{target.name}: stream ended without {target.terminator!r}")
-        return Sample(ttfb, total)
-
-    async def interleaved(self, paths: list[Target], count: int) -> dict[str, list[Sample]]:
-        """One request at a time, alternating the paths, the order flipped every round."""
-        out: dict[str, list[Sample]] = {t.name: [] for t in paths}
-        for i in range(count):
-            for target in paths if i % 2 == 0 else paths[::-1]:
-                out[target.name].append(await self.request(target))
-            if self.exhausted:
-                break
-        return out
-
-    async def concurrent(
-        self, target: Target, count: int, workers: int
-    ) -> tuple[list[Sample], float]:
-        """`workers` tasks share `count` requests; returns the samples and the wall time."""
-        tickets, out = iter(range(count)), list[Sample]()
-
-        async def worker() -> None:
-            for _ in tickets:
-                if self.exhausted:
-                    return
-                out.append(await self.request(target))
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        return out, time.perf_counter() - start
-
-
-# --- statistics and the report --------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Linear interpolation between closest ranks; `values` sorted; NaN when empty."""
-    if not values:
-        return math.nan
-    rank = (len(values) - 1) * pct / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(values) - 1)
-    return values[low] + (values[high] - values[low]) * (rank - low)
-
-
-@dataclass
-class PathStats:
-    ok: int
-    failed: int
-    ttfb_ms: list[float]  # p50, p95, p99
-    total_ms: list[float]
-    rps: float
-
-    @classmethod
-    def of(cls, samples: list[Sample], wall: float | None) -> PathStats:
-        """`wall` None: sequential requests, so req/s is 1 / mean total time."""
-        good = [s for s in samples if s.error is None]
-        ttfb = sorted(s.ttfb * 1000 for s in good)
-        total = sorted(s.total * 1000 for s in good)
-        busy = wall if wall is not None else sum(total) / 1000
-        rps = len(good) / busy if busy else math.nan
-        pcts = [percentile(ttfb, p) for p in PCTS], [percentile(total, p) for p in PCTS]
-        return cls(len(good), len(samples) - len(good), *pcts, rps)
-
-    def row(self) -> list[float]:
-        return [*self.ttfb_ms, *self.total_ms, self.rps]
-
-
-@dataclass
-class Check:
-    name: str
-    value: float
-    target: str
-    passed: bool
-
-
-@dataclass
-class Scenario:
-    direction: str
-    concurrency: int
-    requests: int
-    warmup: int
-    paths: dict[str, PathStats]
-    errors: dict[str, int]
-    checks: list[Check] = field(default_factory=list)
-
-    def evaluate(self, d: Direction) -> None:
-        if "proxy" not in self.paths:
-            return
-        direct, proxy = self.paths["direct"], self.paths["proxy"]
-        if self.concurrency == TARGET_ADDED_AT:
-            added = proxy.total_ms[0] - direct.total_ms[0]
-            name = f"proxy-added p50 total (ms), c={TARGET_ADDED_AT}"
-            self.checks.append(Check(name, added, f"<= {d.max_added_ms}", added <= d.max_added_ms))
-        if self.concurrency == TARGET_RATIO_AT:
-            ratio = proxy.rps / direct.rps
-            name = f"throughput ratio (proxy/direct), c={TARGET_RATIO_AT}"
-            self.checks.append(Check(name, ratio, f">= {d.min_ratio}", ratio >= d.min_ratio))
-
-
-def table_row(label: str, cells: Sequence[str]) -> str:
-    return f"{label:<14}" + "".join(f"{c:>10}" for c in cells)
-
-
-def print_scenario(sc: Scenario) -> None:
-    order = "alternating" if sc.concurrency == 1 else "halves A B B A"
-    print(f"\n== {sc.direction}, concurrency {sc.concurrency}: ", end="")
-    print(f"{sc.requests} requests per path ({order}), {sc.warmup} warm-up")
-    print(table_row("path", ["ttfb p50", "p95", "p99", "total p50", "p95", "p99", "req/s"]), end="")
-    print(f"{'ok':>7}{'failed':>7}")
-    for name, st in sc.paths.items():
-        print(table_row(name, [f"{v:.3f}" for v in st.row()[:-1]] + [f"{st.rps:.1f}"]), end="")
-        print(f"{st.ok:>7}{st.failed:>7}")
-    if "proxy" in sc.paths:
-        pairs = zip(sc.paths["proxy"].row(), sc.paths["direct"].row(), strict=True)
-        ratios = [f"{p / d:.2f}x" if d and math.isfinite(p / d) else "-" for p, d in pairs]
-        print(table_row("proxy/direct", ratios))
-    for check in sc.checks:
-        print(f"{check.name}: {check.value:.3f}  (target {check.target})  {verdict(check)}")
-    for error, n in sc.errors.items():
-        print(f"  failed x{n}: {error}")
-
-
-def verdict(check: Check) -> str:
-    return "PASS" if check.passed else "MISS"
-
-
-def print_summary(scenarios: list[Scenario]) -> None:
-    checks = [(sc.direction, c) for sc in scenarios for c in sc.checks]
-    if not checks:
-        return
-    print("\n== targets")
-    for direction, check in checks:
-        line = f"{direction:<16}{check.name:<42}{check.value:>9.3f}  {check.target:<8}"
-        print(f"{line}  {verdict(check)}")
-    passed = sum(c.passed for _, c in checks)
-    print(f"{passed} of {len(checks)} targets met")
+def start_children(args: argparse.Namespace, children: dict[str, Child]) -> dict[str, Upstream]:
+    """The upstreams the chosen directions need (fakes unless --upstream-url), and a proxy in
+    front of each for the scenarios that share one (long-streams starts its own)."""
+    todo = plan(args)
+    needed = {DIRECTIONS[n].dialect for _, ns in todo for n in ns}
+    shared = {DIRECTIONS[n].dialect for sc, ns in todo if sc != "long-streams" for n in ns}
+    upstreams = {}
+    for dialect in (d for d in DIALECTS if d in needed):
+        if args.upstream_url:
+            up = Upstream(dialect, args.upstream_url, args.upstream_key, args.model, fake=False)
+        else:
+            port, name = free_port(), f"upstream-{dialect}"
+            script = str(HERE / "bench_upstreams.py")
+            child = children[name] = spawn(name, [script, str(port), dialect], port)
+            base = child.url + ("/v1" if dialect == "openai" else "")
+            up = Upstream(dialect, base, "bench", args.model, fake=True, pid=child.proc.pid)
+        upstreams[dialect] = up
+        if not args.no_proxy and dialect in shared:
+            children[f"proxy-{dialect}"] = start_proxy(f"proxy-{dialect}", dialect, up.base, args)
+    return upstreams
 
 
 # --- orchestration --------------------------------------------------------------------------------
 
 
-async def concurrent_abba(
-    runner: Runner, paths: list[Target], conc: int, count: int, warmup: int
-) -> dict[str, PathStats]:
-    """Warm up each path, then run half the requests in the order A B, the other half B A."""
-    for target in paths:
-        await runner.start().concurrent(target, warmup, conc)
-    samples: dict[str, list[Sample]] = {t.name: [] for t in paths}
-    walls = dict.fromkeys(samples, 0.0)
-    for i, target in enumerate(paths + paths[::-1]):
-        half = count // 2 if i < len(paths) else count - count // 2
-        got, wall = await runner.start().concurrent(target, half, conc)
-        samples[target.name] += got
-        walls[target.name] += wall
-    return {name: PathStats.of(got, walls[name]) for name, got in samples.items()}
-
-
-async def run_scenario(
-    session: aiohttp.ClientSession, d: Direction, paths: list[Target], conc: int, args: Options
-) -> Scenario:
-    count = args.requests or (30 if args.quick else 2000) * (1 if conc == 1 else 5)
-    warmup = args.warmup if args.warmup is not None else (5 if args.quick else 50) * -(-conc // 16)
-    runner = Runner(session, args.timeout, args.max_failures, args.max_seconds)
-    if conc == 1:
-        await runner.start().interleaved(paths, warmup)
-        samples = await runner.start().interleaved(paths, count)
-        stats = {name: PathStats.of(s, None) for name, s in samples.items()}
-    else:
-        stats = await concurrent_abba(runner, paths, conc, count, warmup)
-    scenario = Scenario(d.name, conc, count, warmup, stats, dict(runner.errors))
-    scenario.evaluate(d)
-    return scenario
-
-
-async def bench(args: argparse.Namespace, children: dict[str, Child]) -> list[Scenario]:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=args.timeout)
-    connector = aiohttp.TCPConnector(limit=max(args.concurrency) + 4)
+async def bench(
+    args: argparse.Namespace, children: dict[str, Child], upstreams: dict[str, Upstream]
+) -> list[Scenario]:
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=args.timeout)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)  # thousands at once
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         for child in children.values():
             await wait_healthy(session, child)
-        scenarios = []
-        for d in (DIRECTIONS[name] for name in args.directions):
-            proxy = children.get(f"proxy-{d.dialect}")
-            upstream = children[f"upstream-{d.dialect}"].url
-            paths = make_targets(d, upstream, proxy.url if proxy else None)
-            for conc in args.concurrency:
-                scenarios.append(await run_scenario(session, d, paths, conc, args))
-                print_scenario(scenarios[-1])
+
+        @asynccontextmanager
+        async def fresh_proxy(d: Direction, base: str) -> AsyncIterator[Child]:
+            child = start_proxy(f"proxy-{d.name}-long", d.dialect, base, args)
+            try:
+                await wait_healthy(session, child)
+                yield child
+            finally:
+                child.stop()
+
+        proxies = {n[6:]: c.url for n, c in children.items() if n.startswith("proxy-")}
+        b = Bench(args, session, upstreams, proxies, fresh_proxy)
+        scenarios: list[Scenario] = []
+        for scenario, directions in plan(args):
+            for d in (DIRECTIONS[n] for n in directions):
+                if scenario == "latency":
+                    runs = [latency(b, d)]
+                elif scenario == "throughput":
+                    runs = [throughput(b, d, conc) for conc in args.concurrency]
+                elif scenario == "non-streaming":
+                    runs = [non_streaming(b, d)]
+                else:
+                    runs = [long_streams(b, d)]
+                for run in runs:
+                    scenarios.append(await run)
+                    print_scenario(scenarios[-1])
+                    sys.stdout.flush()
         return scenarios
 
 
-def write_json(path: str, args: argparse.Namespace, scenarios: list[Scenario]) -> None:
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    doc = {
+def where(args: argparse.Namespace) -> str:
+    if args.upstream_url is None:
+        return "built-in fake upstreams"
+    parts = urlsplit(args.upstream_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts._replace(netloc=host).geturl()} ({args.upstream_dialect})"
+
+
+def write_json(path: str, args: argparse.Namespace, scenarios: list[Scenario], files: int) -> None:
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "open_files": files}
+    targets = [
+        {"scenario": sc.scenario, "direction": sc.direction, **asdict(c)}
+        for sc in scenarios
+        for c in sc.checks
+    ]
+    doc: dict[str, Any] = {
         "machine": machine,
-        "chunks": {"openai": OPENAI_CONTENT_CHUNKS + 2, "anthropic": ANTHROPIC_TEXT_DELTAS + 3},
-        "directions": args.directions,
-        "concurrency": args.concurrency,
+        "upstream": where(args),
+        "quick": args.quick,
+        "plan": dict(plan(args)),
+        "proxy_args": args.proxy_arg,
         "scenarios": [asdict(s) for s in scenarios],
+        "targets": targets,
     }
     Path(path).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
-def direction_list(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in DIRECTIONS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"choose from {','.join(DIRECTIONS)}, got {text!r}")
-    return list(dict.fromkeys(names))
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description="Benchmark the proxy against the direct paths.")
-    add = ap.add_argument
-    add("--requests", type=int, help="per path and scenario (default 2000 at c=1, else 10000)")
-    add(
-        "--concurrency",
-        type=lambda s: [int(c) for c in s.split(",")],
-        default=[1, 64],
-        help="e.g. 1,64",
-    )
-    add("--directions", type=direction_list, default=list(DIRECTIONS), help=",".join(DIRECTIONS))
-    add("--warmup", type=int, help="warm-up requests per path (default 50 per 16 of concurrency)")
-    add("--timeout", type=float, default=30.0, help="per-request timeout, seconds (default 30)")
-    add("--max-failures", type=int, default=20, help="end a scenario after this many failures")
-    add("--max-seconds", type=float, default=25.0, help="time cap per warm-up or measurement")
-    add("--json", metavar="PATH", help="also write the numbers as JSON")
-    add("--quick", action="store_true", help="a few requests only (30 at c=1, else 150)")
-    add("--no-proxy", action="store_true", help="measure the direct paths only")
-    add("--proxy-arg", action="append", default=[], help="extra argument for both proxies")
-    return ap.parse_args(argv)
-
-
-def proxy_flags(dialect: str, upstream: Child, port: int) -> list[str]:
-    flags = ["--host", HOST, "--port", str(port), "--upstream-dialect", dialect]
-    if dialect == "openai":
-        return [*flags, "--upstream", f"{upstream.url}/v1", "--model", MODEL]
-    return [*flags, "--upstream", upstream.url, "--api-key", "sk-bench"]
-
-
-def start_children(args: argparse.Namespace, children: dict[str, Child]) -> None:
-    """A fake upstream per dialect the chosen directions need, and a proxy in front of each."""
-    needed = {DIRECTIONS[name].dialect for name in args.directions}
-    for dialect in (d for d in DIALECTS if d in needed):
-        port, name = free_port(), f"upstream-{dialect}"
-        script = str(HERE / "bench_upstreams.py")
-        upstream = children[name] = spawn(name, [script, str(port), dialect], port)
-        if not args.no_proxy:
-            port, name = free_port(), f"proxy-{dialect}"
-            flags = proxy_flags(dialect, upstream, port)
-            children[name] = spawn(name, ["-m", "proxy", *flags, *args.proxy_arg], port)
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (a dependency on Linux and macOS): a cheaper load generator."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))  # stop children
+    files = raise_open_files()
     children: dict[str, Child] = {}
     try:
-        start_children(args, children)
-        print(f"bench: ~200-chunk streams, {os.cpu_count()} CPUs, ", end="")
-        print(f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}")
-        scenarios = asyncio.run(bench(args, children))
+        upstreams = start_children(args, children)
+        print(f"bench: {where(args)}, {os.cpu_count()} CPUs, ", end="")
+        print(f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, ", end="")
+        print(f"open-files limit {files}")
+        if args.upstream_url:
+            print(f"bench: sending real requests to {where(args)}", file=sys.stderr)
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            scenarios = runner.run(bench(args, children, upstreams))
     except RuntimeError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
+        print("\nbench: interrupted", file=sys.stderr)
         return 130
     finally:
         for child in children.values():
             child.stop()
     print_summary(scenarios)
     if args.json:
-        write_json(args.json, args, scenarios)
+        write_json(args.json, args, scenarios, files)
+    if args.plot and plot(args.plot, scenarios, f"llm-dialect-proxy bench: {where(args)}"):
+        print(f"bench: plot written to {args.plot}")
     return 1 if any(sc.errors for sc in scenarios) else 0  # warm-up failures count too
 
 

@@ -44,18 +44,46 @@ def raise_open_files() -> int:
     return soft
 
 
-def memory_mb(pid: int) -> tuple[float, float] | None:
-    """(resident now, peak resident) of a process in MB, from /proc (Linux); None elsewhere.
-    The peak (VmHWM) is the kernel's own high-water mark, so no sampling can miss it."""
+def family(pid: int) -> list[int]:
+    """The process and its descendants (a proxy with --workers is a supervisor and its
+    workers), from /proc on Linux; just the process elsewhere."""
+    parents: dict[int, list[int]] = {}
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
     except OSError:
-        return None
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    try:
-        rss, hwm = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
-    except (KeyError, ValueError, IndexError):
-        return None
+        return [pid]
+    for entry in entries:
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop())
+        todo += parents.get(out[-1], [])
+    return out
+
+
+def memory_mb(pid: int) -> tuple[float, float] | None:
+    """(resident now, peak resident) in MB of a process and its descendants, summed, from
+    /proc (Linux); None elsewhere. The peak (VmHWM) is the kernel's own high-water mark, so
+    no sampling can miss it; summed over several processes it is an upper bound."""
+    rss = hwm = 0.0
+    for member in family(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            if member == pid:
+                return None
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        try:
+            rss += int(fields["VmRSS"].split()[0]) / 1024
+            hwm += int(fields["VmHWM"].split()[0]) / 1024
+        except (KeyError, ValueError, IndexError):
+            return None
     return rss, hwm
 
 
@@ -86,9 +114,7 @@ class Child:
         self.log.close()
 
 
-def spawn(
-    name: str, args: Sequence[str], port: int, env: Mapping[str, str] | None = None
-) -> Child:
+def spawn(name: str, args: Sequence[str], port: int, env: Mapping[str, str] | None = None) -> Child:
     """Start `python ARGS` in the repository; its own session, so Ctrl-C reaches only us."""
     log = tempfile.TemporaryFile(prefix=f"bench-{name}-")  # noqa: SIM115 (Child.stop closes it)
     cmd, null, out = [sys.executable, *args], subprocess.DEVNULL, subprocess.STDOUT
@@ -112,3 +138,22 @@ async def wait_healthy(session: aiohttp.ClientSession, child: Child) -> None:
             pass
         await asyncio.sleep(0.05)
     raise RuntimeError(f"{child.name}: {url} not healthy within 20 s:\n{child.log_tail()}")
+
+
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """User plus system CPU time so far of a process and its descendants (Linux /proc), or
+    of this process alone."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    total = 0.0
+    for member in family(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            if member == pid:
+                return None
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the name, which may hold spaces
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total

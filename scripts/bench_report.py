@@ -140,8 +140,9 @@ def heading(sc: Scenario) -> str:
         how = f"{sc.requests} requests per path, alternating, {sc.warmup} warm-up"
     elif sc.scenario == "long-streams":
         shape = f"{x['chunks']} chunks {x['delay_ms']} ms apart" if x["paced"] else "real upstream"
-        how = f"{sc.concurrency} concurrent streams ({shape}), {x['batches']} batches per path"
-        how += f" in the order A B B A, {sc.warmup} warm-up"
+        how = f"{sc.concurrency} concurrent streams ({shape}, starts spread over "
+        how += f"{x['spread_ms']} ms), {x['batches']} batches per path in the order A B B A, "
+        how += f"{sc.warmup} warm-up"
     else:
         how = f"{sc.requests} requests per path, halves A B B A, {sc.warmup} warm-up"
     return f"== {sc.scenario}, {sc.direction}, concurrency {sc.concurrency}: {how}"
@@ -162,6 +163,9 @@ def print_scenario(sc: Scenario) -> None:
     if sc.scenario == "long-streams":
         deltas = ", ".join(f"{k} {lo}-{hi}" for k, (lo, hi) in x["text_deltas"].items())
         print(f"text deltas per complete stream: {deltas}")
+        for path, used in x.get("cpu_share", {}).items():
+            shares = ", ".join(f"{proc} {share:.0%}" for proc, share in used.items())
+            print(f"CPU while {path} batches ran (share of one core): {shares}")
         if x.get("proxy_peak_rss_mb") is not None:
             idle, peak = x["proxy_idle_rss_mb"], x["proxy_peak_rss_mb"]
             print(f"proxy resident memory: {idle:.1f} MB idle, peak {peak:.1f} MB")
@@ -190,10 +194,10 @@ def plot(path: str, scenarios: list[Scenario], title: str) -> bool:
     """p50 total time per direction, direct beside proxy, whiskers to p99; one panel per
     scenario. False, with a message, when matplotlib is not installed."""
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         print(
             "bench: --plot needs matplotlib, which is not installed "
@@ -209,19 +213,31 @@ def plot(path: str, scenarios: list[Scenario], title: str) -> bool:
     fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)
     for ax, ((name, conc), group) in zip(axes.flat, panels.items(), strict=False):
         labels = [sc.direction for sc in group]
-        for k, path in enumerate(("direct", "proxy")):
+        for k, way in enumerate(("direct", "proxy")):
             xs = [i + (k - 0.5) * 0.38 for i in range(len(group))]
-            stats = [sc.paths.get(path) for sc in group]
+            stats = [sc.paths.get(way) for sc in group]
             p50 = [s.total_ms[0] if s else 0.0 for s in stats]
             p99 = [s.total_ms[2] - s.total_ms[0] if s else 0.0 for s in stats]
-            ax.bar(xs, p50, 0.38, yerr=[[0.0] * len(p50), p99], capsize=3, label=path)
+            ax.bar(xs, p50, 0.38, yerr=[[0.0] * len(p50), p99], capsize=3, label=way)
+        for i, sc in enumerate(group):  # the ratio that scenario's target is about
+            direct, proxy = sc.paths.get("direct"), sc.paths.get("proxy")
+            if direct and proxy and name in ("throughput", "non-streaming"):
+                note = f"rate {proxy.rps / direct.rps:.2f}x"
+            elif direct and proxy:
+                note = f"p99 {proxy.total_ms[2] / direct.total_ms[2]:.2f}x"
+            else:
+                continue
+            top = max(proxy.total_ms[2], direct.total_ms[2])
+            ax.annotate(note, (i, top), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(group)), labels)
+        ax.margins(y=0.12)
         ax.set_ylabel("total time, ms (p50, whisker to p99)")
         peak = [sc.extra.get("proxy_peak_rss_mb") for sc in group if name == "long-streams"]
-        memory = ", proxy peak " + "/".join(f"{p:.0f}" for p in peak if p) + " MB" if any(peak) else ""
+        peaks = "/".join(f"{p:.0f}" for p in peak if p)
+        memory = f", proxy peak RSS {peaks} MB" if peaks else ""
         ax.set_title(f"{name}, c={conc}{memory}", fontsize=10)
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

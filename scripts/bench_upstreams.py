@@ -46,7 +46,10 @@ def expected_text(dialect: str, count: int | None = None) -> str:
     return "".join(texts(DEFAULT_TEXTS[dialect] if count is None else count))
 
 
-def openai_stream(count: int = OPENAI_CONTENT_CHUNKS) -> tuple[list[bytes], list[bytes], list[bytes]]:
+Parts = tuple[list[bytes], list[bytes], list[bytes]]  # head, text chunks, tail
+
+
+def openai_stream(count: int = OPENAI_CONTENT_CHUNKS) -> Parts:
     """The OpenAI answer as (head, text chunks, tail), one element per write."""
     head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1741570283}
     head |= {"model": MODEL, "system_fingerprint": "fp_bench"}
@@ -63,7 +66,7 @@ def openai_stream(count: int = OPENAI_CONTENT_CHUNKS) -> tuple[list[bytes], list
     return start, body, end
 
 
-def anthropic_stream(count: int = ANTHROPIC_TEXT_DELTAS) -> tuple[list[bytes], list[bytes], list[bytes]]:
+def anthropic_stream(count: int = ANTHROPIC_TEXT_DELTAS) -> Parts:
     """The Anthropic answer as (head, text chunks, tail), per protocols.md 1.5."""
 
     def frame(e: dict[str, Any]) -> bytes:
@@ -78,10 +81,8 @@ def anthropic_stream(count: int = ANTHROPIC_TEXT_DELTAS) -> tuple[list[bytes], l
     block = {"type": "content_block_start", "index": 0, "content_block": text_block}
     start = [frame({"type": "message_start", "message": message}), frame(block)]
     start.append(frame({"type": "ping"}))
-    body = [
-        frame({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}})
-        for t in texts(count)
-    ]
+    deltas = ({"type": "text_delta", "text": t} for t in texts(count))
+    body = [frame({"type": "content_block_delta", "index": 0, "delta": d}) for d in deltas]
     end_turn = {"stop_reason": "end_turn", "stop_sequence": None}
     end = [frame({"type": "content_block_stop", "index": 0})]
     end.append(frame({"type": "message_delta", "delta": end_turn, "usage": {"output_tokens": 600}}))
@@ -113,7 +114,7 @@ def make_app(dialect: str) -> web.Application:
     """The fake upstream's routes: the plain path, the paced one, and /health."""
     start, body, end = STREAMS[dialect]()
     unpaced, whole = start + body + end, whole_answer(dialect)
-    paced_cache: dict[int, tuple[list[bytes], list[bytes], list[bytes]]] = {}
+    paced_cache: dict[int, Parts] = {}
     sse = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
     async def stream_wanted(request: web.Request) -> bool:
@@ -167,6 +168,7 @@ def make_app(dialect: str) -> web.Application:
 
 
 def serve(port: int, dialect: str) -> None:
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
 
@@ -174,8 +176,14 @@ def serve(port: int, dialect: str) -> None:
     except ImportError:
         loop = asyncio.new_event_loop()
     web.run_app(
-        make_app(dialect), host=HOST, port=port, print=None, access_log=None,
-        shutdown_timeout=1, backlog=4096, loop=loop,
+        make_app(dialect),
+        host=HOST,
+        port=port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=1,
+        backlog=4096,
+        loop=loop,
     )
 
 
