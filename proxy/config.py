@@ -205,7 +205,20 @@ def _providers_file(path: str) -> ProvidersFile | None:
         raise SystemExit(f"llm-dialect-proxy: {exc}") from None
 
 
+def _check_ranges(settings: Settings) -> None:
+    for name, low, strict in (("workers", 1, False), ("port", 0, False),
+                              ("connect_timeout", 0, True), ("read_timeout", 0, True),
+                              ("max_body_bytes", 0, True), ("ping_interval", 0, False),
+                              ("grace_period", 0, False), ("max_connections", 1, False),
+                              ("max_connections_per_host", 1, False)):
+        value = getattr(settings, name)
+        if value < low or (strict and value == low):
+            bound = f"more than {low}" if strict else f"at least {low}"
+            raise SystemExit(f"llm-dialect-proxy: {name.upper()} must be {bound}, not {value}.")
+
+
 def _check_choices(settings: Settings) -> None:
+    _check_ranges(settings)
     if settings.claude_code_profile:
         try:
             profile = json.loads(settings.claude_code_profile)

@@ -116,6 +116,8 @@ def status_for_upstream(upstream_status: int) -> tuple[int, str]:
     Transient faults stay 5xx or 429 on purpose: Claude Code answers a 400 by stripping
     features and resending blindly, and both SDKs retry 429/5xx with backoff.
     """
+    if 300 <= upstream_status < 400:
+        return 502, "api_error"  # redirects are not followed: they could carry the key away
     if upstream_status == 429:
         return 429, "rate_limit"
     if upstream_status in (503, 529):

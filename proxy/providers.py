@@ -27,10 +27,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_PREFIXES = {"claude": "anthropic", "gpt": "openai", "o1": "openai", "o3": "openai",
                     "o4": "openai", "chatgpt": "openai", "gemini": "google",
                     "mistral": "mistral", "mixtral": "mistral", "llama": "meta"}
+
+
+SECRET_FIELDS = frozenset({"ak", "api_key", "api_keys", "headers"})  # never quoted in a fault
 
 
 class ConfigError(Exception):
@@ -108,14 +112,32 @@ def parse_providers(raw: Any, path: str = "config.json") -> ProvidersFile:
         raise top.fault("providers", "at least one provider is required")
     providers = tuple(_provider(top, item, f"providers[{i}]", i) for i, item in enumerate(items))
     _check_unique(top, providers)
-    return ProvidersFile(
+    prefixes = _string_map(top, raw, "prefixes")
+    file = ProvidersFile(
         path=path,
         providers=providers,
         aliases=_string_map(top, raw, "aliases") or {},
-        prefixes=_string_map(top, raw, "prefixes") or dict(DEFAULT_PREFIXES),
+        prefixes=dict(DEFAULT_PREFIXES) if prefixes is None else prefixes,
         default_model=top.get(raw, "default_model", str) or "",
         settings=_file_settings(top, raw),
     )
+    _check_names(top, file, explicit_prefixes=prefixes is not None)
+    return file
+
+
+def _check_names(top: _Reader, file: ProvidersFile, *, explicit_prefixes: bool) -> None:
+    """Aliases, the default model and prefix rules must name things the file defines."""
+    ids = {m.id for p in file.providers for m in p.models}
+    names = {p.name for p in file.providers}
+    for alias, target in file.aliases.items():
+        if target not in ids:
+            raise top.fault(f"aliases.{alias}", f"{target!r} is not a model id in this file")
+    if file.default_model and file.default_model not in ids:
+        raise top.fault("default_model", f"{file.default_model!r} is not a model id in this file")
+    if explicit_prefixes:  # the built-in table may name providers a file does not have
+        for prefix, provider in file.prefixes.items():
+            if provider not in names:
+                raise top.fault(f"prefixes.{prefix}", f"{provider!r} is not a provider name")
 
 
 def _file_settings(top: _Reader, raw: dict[str, Any]) -> dict[str, Any]:
@@ -143,9 +165,13 @@ def _provider(top: _Reader, item: Any, where: str, position: int) -> Provider:
     keys = [k.strip() for k in [*keys, *single.split(",")] if isinstance(k, str) and k.strip()]
     headers = _string_map(top, item, "headers", where) or {}
     models = top.get(item, "models", list, where=where) or []
+    base_url = top.get(item, "base_url", str, where=where, required=True)
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise top.fault(f"{where}.base_url", "must be an http:// or https:// URL with a host")
     return Provider(
         name=top.get(item, "name", str, where=where) or f"provider{position + 1}",
-        base_url=top.get(item, "base_url", str, where=where, required=True),
+        base_url=base_url,
         dialect=dialect,
         keys=tuple(dict.fromkeys(keys)),
         headers=tuple(headers.items()),
@@ -165,11 +191,13 @@ def _model(top: _Reader, item: Any, where: str) -> ModelEntry:
     fallbacks = top.get(item, "fallbacks", list, where=where) or []
     if not all(isinstance(f, str) for f in fallbacks):
         raise top.fault(f"{where}.fallbacks", "must be a list of model ids")
+    max_tokens = top.get(item, "max_tokens", int, where=where)
+    if max_tokens is not None and max_tokens < 1:
+        raise top.fault(f"{where}.max_tokens", "must be at least 1")
     return ModelEntry(id=model_id,
                       display_name=top.get(item, "display_name", str, where=where) or model_id,
                       remote_id=top.get(item, "remote_id", str, where=where) or model_id,
-                      fallbacks=tuple(fallbacks),
-                      max_tokens=top.get(item, "max_tokens", int, where=where))
+                      fallbacks=tuple(fallbacks), max_tokens=max_tokens)
 
 
 def _check_unique(top: _Reader, providers: tuple[Provider, ...]) -> None:
@@ -222,5 +250,6 @@ class _Reader:
         if not ok or (kind is int and isinstance(value, bool)):
             expected = "a number" if number else {str: "a string", int: "an integer",
                                                   list: "a list", dict: "an object"}[kind]
-            raise self.fault(place, f"must be {expected}, not {json.dumps(value)[:40]}")
+            shown = type(value).__name__ if key in SECRET_FIELDS else json.dumps(value)[:40]
+            raise self.fault(place, f"must be {expected}, not {shown}")
         return value

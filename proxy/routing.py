@@ -27,6 +27,7 @@ class Route:
     provider: Provider
     model: str  # as the upstream knows it
     max_tokens: int | None = None  # the model's cap, when the file sets one
+    label: str = "other"  # for metrics: a configured model id, never a client's free text
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +67,11 @@ class Router:
 
     def plan(self, requested: str) -> Plan:
         if self._single is not None:
-            return Plan((Route(self._single, self._settings.upstream_model(requested)),))
+            model = self._settings.upstream_model(requested)
+            label = model if model == self._settings.model else "other"
+            return Plan((Route(self._single, model, label=label),))
         first = self._resolve(requested)
-        return Plan((first, *self._fallbacks(first, requested)))
+        return Plan((first, *self._fallbacks(first)))
 
     def _resolve(self, requested: str) -> Route:
         found = self._models.get(requested) or self._alias(requested)
@@ -99,23 +102,23 @@ class Router:
                 return self._by_name[prefixes[prefix]]
         return None
 
-    def _fallbacks(self, first: Route, requested: str) -> list[Route]:
-        entry = self._models.get(requested) or self._alias(requested)
+    def _fallbacks(self, first: Route) -> list[Route]:
+        """The first route's fallbacks, and theirs after them, each route once."""
+        seen = {(first.provider.name, first.model)}
+        queue = list(self._models[first.label][1].fallbacks) if first.label in self._models else []
         out: list[Route] = []
-        seen = {first.model}
-        queue = list(entry[1].fallbacks) if entry else []
         while queue and len(out) < MAX_FALLBACK_DEPTH:
-            model_id = queue.pop(0)
-            provider, model = self._models[model_id]
-            if model.remote_id + provider.name in seen:
+            provider, model = self._models[queue.pop(0)]
+            if (provider.name, model.remote_id) in seen:
                 continue
-            seen.add(model.remote_id + provider.name)
+            seen.add((provider.name, model.remote_id))
             out.append(_route(provider, model))
+            queue.extend(model.fallbacks)
         return out
 
 
 def _route(provider: Provider, model: ModelEntry) -> Route:
-    return Route(provider, model.remote_id, model.max_tokens)
+    return Route(provider, model.remote_id, model.max_tokens, label=model.id)
 
 
 def single_provider(settings: Settings) -> Provider:

@@ -154,8 +154,26 @@ async def _wait_for_orphaning(supervisor: int) -> None:
 def supervise(settings: Settings, argv: Sequence[str]) -> int:
     """Run ``settings.workers`` workers until SIGTERM or SIGINT; returns the exit status.
     ``argv``: the command-line arguments, which each worker reads its settings from."""
+    if not _port_is_free(settings.host, settings.port):
+        log.error("%s:%s is already in use (another instance?); not starting workers",
+                  settings.host, settings.port)
+        return 1
     with _workers_environment() as env:
         return _Supervisor(settings, argv, env).run()
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    """Workers share the port with SO_REUSEPORT, which would also let them share it with a
+    second instance started by mistake: bind once without it first, as a probe."""
+    if port == 0:
+        return True
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @contextlib.contextmanager

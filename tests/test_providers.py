@@ -65,15 +65,25 @@ def test_our_additions() -> None:
     ({"providers": []}, "providers: at least one provider is required"),
     ({"providers": [{"api_key": "k"}]}, "providers[0].base_url: is required"),
     ({"providers": [{"base_url": 5}]}, "providers[0].base_url: must be a string"),
-    ({"providers": [{"base_url": "u", "dialect": "grpc"}]}, "providers[0].dialect"),
-    ({"providers": [{"base_url": "u", "models": [{"display_name": "x"}]}]},
+    ({"providers": [{"base_url": "http://u", "dialect": "grpc"}]}, "providers[0].dialect"),
+    ({"providers": [{"base_url": "http://u", "models": [{"display_name": "x"}]}]},
      "providers[0].models[0].id: is required"),
-    ({"providers": [{"base_url": "u", "models": [{"id": "a"}, {"id": "a"}]}]},
+    ({"providers": [{"base_url": "http://u", "models": [{"id": "a"}, {"id": "a"}]}]},
      "providers[0].models[1].id: 'a' is used twice"),
-    ({"providers": [{"base_url": "u", "models": [{"id": "a", "fallbacks": ["b"]}]}]},
+    ({"providers": [{"base_url": "http://u", "models": [{"id": "a", "fallbacks": ["b"]}]}]},
      "providers[0].models[0].fallbacks: 'b' is not a model id"),
-    ({"providers": [{"base_url": "u"}], "port": "80"}, "port: must be an integer"),
-    ({"providers": [{"base_url": "u"}], "aliases": {"opus": 1}}, "aliases: must map"),
+    ({"providers": [{"base_url": "http://u"}], "port": "80"}, "port: must be an integer"),
+    ({"providers": [{"base_url": "http://u"}], "aliases": {"opus": 1}}, "aliases: must map"),
+    ({"providers": [{"base_url": "http://u"}], "aliases": {"opus": "x"}},
+     "aliases.opus: 'x' is not a model id"),
+    ({"providers": [{"base_url": "http://u"}], "default_model": "x"}, "default_model: 'x'"),
+    ({"providers": [{"base_url": "http://u"}], "prefixes": {"gpt": "nobody"}},
+     "prefixes.gpt: 'nobody' is not a provider name"),
+    ({"providers": [{"base_url": "api.example.com/v1"}]}, "providers[0].base_url: must be an"),
+    ({"providers": [{"base_url": "http://u", "models": [{"id": "a", "max_tokens": 0}]}]},
+     "providers[0].models[0].max_tokens: must be at least 1"),
+    ({"providers": [{"base_url": "http://u", "api_keys": "sk-live-secret-0001"}]},
+     "api_keys: must be a list, not str"),  # a key's value is never quoted
 ])
 def test_faults_name_the_place(raw: Any, message: str) -> None:
     with pytest.raises(ConfigError, match="config.json: ") as caught:
@@ -83,8 +93,8 @@ def test_faults_name_the_place(raw: Any, message: str) -> None:
 
 def test_invalid_json_names_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
-    path.write_text('{\n  "providers": [\n    {"base_url": "u",}\n  ]\n}\n')
-    with pytest.raises(ConfigError, match=r"bad.json:3:22: not valid JSON"):
+    path.write_text('{\n  "providers": [\n    {"base_url": "http://u",}\n  ]\n}\n')
+    with pytest.raises(ConfigError, match=r"bad.json:3:29: not valid JSON"):
         read_providers_file(str(path))
 
 

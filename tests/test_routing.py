@@ -47,6 +47,18 @@ def test_routes(asked: str, expected: tuple[str, str]) -> None:
     assert where(Router(Settings(), FILE), asked) == expected
 
 
+def test_fallbacks_chain_once_each_and_the_default_model_brings_its_own() -> None:
+    file = parse_providers({"providers": [
+        {"name": "p", "base_url": "http://p", "models": [
+            {"id": "a", "remote_id": "r", "fallbacks": ["b", "a2"]},
+            {"id": "a2", "remote_id": "r"}, {"id": "b", "fallbacks": ["c"]}, {"id": "c"}]}],
+        "default_model": "a"})
+    router = Router(Settings(), file)
+    expected = [("p", "r"), ("p", "b"), ("p", "c")]  # a2 is a again; c comes through b
+    assert [(r.provider.name, r.model) for r in router.plan("a").routes] == expected
+    assert [(r.provider.name, r.model) for r in router.plan("unknown").routes] == expected
+
+
 def test_fallbacks_follow_in_order() -> None:
     plan = Router(Settings(), FILE).plan("sonnet")
     assert [(r.provider.name, r.model) for r in plan.routes] == [
@@ -54,19 +66,19 @@ def test_fallbacks_follow_in_order() -> None:
 
 
 def test_no_match_and_no_default_is_a_404_listing_the_ids() -> None:
-    file = parse_providers({"providers": [{"base_url": "u", "models": [{"id": "a"}, {"id": "b"}]}],
+    file = parse_providers({"providers": [{"base_url": "http://u", "models": [{"id": "a"}, {"id": "b"}]}],
                             "prefixes": {}})
     with pytest.raises(NotFound, match="'gpt-4o'.*Models: a, b"):
         Router(Settings(), file).plan("gpt-4o")
 
 
 def test_prefixes_are_configurable_and_point_at_provider_names() -> None:
-    file = parse_providers({"providers": [{"name": "mine", "base_url": "u"}],
-                            "prefixes": {"gpt": "mine", "llama": "nobody"}})
+    file = parse_providers({"providers": [{"name": "mine", "base_url": "http://u"}],
+                            "prefixes": {"gpt": "mine"}})
     router = Router(Settings(), file)
     assert where(router, "gpt-x") == ("mine", "gpt-x")
     with pytest.raises(NotFound):
-        router.plan("llama-3")  # a rule naming no configured provider does not match
+        router.plan("llama-3")  # the built-in table is replaced, not extended
 
 
 def test_listed_models_have_display_names() -> None:

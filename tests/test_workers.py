@@ -117,13 +117,14 @@ async def launch(upstream: FakeOpenAIUpstream, tmp_path: Path) -> AsyncIterator[
     env = {k: v for k, v in os.environ.items()
            if k.upper() not in {s.name.upper() for s in SETTINGS} | {"PROMETHEUS_MULTIPROC_DIR"}}
 
-    async def start(*args: str, port: int | None = None, healthy: bool = True) -> Proxy:
+    async def start(*args: str, port: int | None = None, healthy: bool = True,
+                    extra_env: dict[str, str] | None = None) -> Proxy:
         port = port or free_port()
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "proxy", "--host", "127.0.0.1", "--port", str(port),
             "--upstream", upstream.base_url, "--model", "upstream-model",  # type: ignore[attr-defined]
             "--api-key", "sk-upstream-test", "--env-file", str(empty_env_file), *args,
-            cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL,
+            cwd=REPO, env={**env, **(extra_env or {})}, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
             start_new_session=True)
         proxy = Proxy(proc, port)
@@ -283,12 +284,21 @@ async def test_workers_stop_when_the_supervisor_is_killed(launch: Launch) -> Non
     shutil.rmtree(metrics_dir)  # a killed supervisor cannot clean up
 
 
-async def test_workers_that_keep_dying_make_the_supervisor_give_up(launch: Launch) -> None:
-    with socket.socket() as taken:  # the port is held without SO_REUSEPORT: no worker binds
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        proxy = await launch("--workers", "4", port=taken.getsockname()[1], healthy=False)
-        assert await proxy.exit_code(timeout=60) == 1
+async def test_workers_that_keep_dying_make_the_supervisor_give_up(launch: Launch,
+                                                                   tmp_path: Path) -> None:
+    # A metrics directory that does not exist: every worker dies as it starts.
+    proxy = await launch("--workers", "4", healthy=False,
+                         extra_env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")})
+    assert await proxy.exit_code(timeout=60) == 1
     assert "giving up" in proxy.log
     assert proxy.log.count("starting a replacement") >= 5
     assert not any(_alive(pid) for pid in proxy.workers)
+
+
+async def test_a_port_already_in_use_stops_the_supervisor_at_once(launch: Launch) -> None:
+    with socket.socket() as taken:  # another instance, in effect
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proxy = await launch("--workers", "2", port=taken.getsockname()[1], healthy=False)
+        assert await proxy.exit_code(timeout=30) == 1
+    assert "already in use" in proxy.log and not proxy.workers

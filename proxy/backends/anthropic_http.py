@@ -92,8 +92,8 @@ class AnthropicBackend:
         with upstream_failures():
             async with contextlib.AsyncExitStack() as stack:
                 response = await stack.enter_async_context(self._session.post(
-                    self._url, data=orjson.dumps(body), headers=headers))
-                if response.status >= 400:
+                    self._url, data=orjson.dumps(body), headers=headers, allow_redirects=False))
+                if response.status >= 300:  # a redirect would carry the key to another host
                     raise await status_error(response, (*self._provider.keys, key))
                 if response.content_type == "application/json":  # stream=true was ignored
                     yield decoder.feed_message(json_object(await response.read()))

@@ -23,9 +23,14 @@ from dataclasses import dataclass, field
 
 from proxy.backends.base import Backend, Call
 from proxy.backends.keys import KeyPool
-from proxy.canonical import Event, MessageStart, Request
+from proxy.canonical import Event, MessageStart, Request, Usage
 from proxy.config import Settings
-from proxy.errors import UpstreamError, UpstreamProtocolError, UpstreamUnreachable
+from proxy.errors import (
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamUnreachable,
+)
 from proxy.observe.trace import Trace
 from proxy.providers import Provider
 from proxy.routing import Plan, Route
@@ -77,7 +82,7 @@ class Attempts:
                 self._tried.add(key or "")
                 self.count += 1
                 self._current = (route, key or self.fallback_key(route.provider))
-                self.trace.attempt(route.provider.name, route.model)
+                self.trace.attempt(route.provider.name, route.model, route.label)
                 return self._current
             self._route, self._tried = self._route + 1, set()
         return None
@@ -97,6 +102,17 @@ class Attempts:
                     self.count, route.provider.name if route else "?", status)
         return True
 
+    def explain(self, error: UpstreamError) -> UpstreamError:
+        """The error as the client should see it. A provider refusing the proxy's own key
+        is the proxy's fault, not the client's: a 502, never a 401 that sends Claude Code
+        to /login and stops the SDKs retrying."""
+        route, key = self._current or (None, None)
+        if error.status in (401, 403) and route is not None and key in route.provider.keys:
+            return UpstreamStatusError(
+                f"The upstream {route.provider.name!r} refused the proxy's key "
+                f"({error.status}): {error.message}", status=502, kind="api_error")
+        return error
+
     def succeeded(self) -> None:
         self.trace.answered()
         route, key = self._current or (None, None)
@@ -108,20 +124,33 @@ async def stream_with_failover(backends: dict[str, Backend], attempts: Attempts,
                                request: Request, call: Call,
                                commit_wait: float) -> AsyncIterator[list[Event]]:
     first, batches, pending = await _commit(backends, attempts, request, call, commit_wait)
+    # A start made up while the upstream was silent stands for the upstream's own.
+    made_up = isinstance(first[0], _MadeUpStart)
     try:
         yield first
         if pending is not None:
             batch = await pending
             if batch is None:
                 return
-            yield batch
+            batch, made_up = _without_start(batch, made_up)
+            if batch:
+                yield batch
         async for batch in batches:
-            yield batch
+            batch, made_up = _without_start(batch, made_up)
+            if batch:
+                yield batch
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
         await batches.aclose()  # type: ignore[attr-defined]
+
+
+def _without_start(batch: list[Event], made_up: bool) -> tuple[list[Event], bool]:
+    if not made_up:
+        return batch, False
+    kept: list[Event] = [e for e in batch if not isinstance(e, MessageStart)]
+    return kept, len(kept) == len(batch)
 
 
 async def _commit(backends: dict[str, Backend], attempts: Attempts, request: Request,
@@ -132,11 +161,11 @@ async def _commit(backends: dict[str, Backend], attempts: Attempts, request: Req
         route, key = target
         batches = backends[route.provider.name].stream(request, call, route, key)
         try:
-            first, pending = await _first_content(batches, wait)
+            first, pending = await _first_content(batches, wait, _made_up_start(call))
         except UpstreamError as error:
             await batches.aclose()  # type: ignore[attr-defined]
             if not attempts.failed(error):
-                raise
+                raise attempts.explain(error) from None
             last = error
             continue
         except BaseException:
@@ -144,29 +173,45 @@ async def _commit(backends: dict[str, Backend], attempts: Attempts, request: Req
             raise
         attempts.succeeded()
         return first, batches, pending
-    raise last or UpstreamUnreachable("No upstream could take this request.")
+    if last is not None:
+        raise attempts.explain(last)
+    raise UpstreamUnreachable("No upstream could take this request.")
 
 
-async def _first_content(batches: AsyncIterator[list[Event]],
-                         wait: float) -> tuple[list[Event], NextBatch | None]:
-    try:
-        first = await anext(batches)
-    except StopAsyncIteration:
-        raise UpstreamProtocolError("The upstream stream was empty.") from None
-    while all(isinstance(event, MessageStart) for event in first):
+class _MadeUpStart(MessageStart):
+    """A message_start the proxy sent before the upstream said anything."""
+
+    made_up = True
+
+
+def _made_up_start(call: Call) -> MessageStart:
+    return _MadeUpStart(call.message_id, call.client_model, Usage(input_tokens=call.input_tokens))
+
+
+async def _first_content(batches: AsyncIterator[list[Event]], wait: float,
+                         start: MessageStart) -> tuple[list[Event], NextBatch | None]:
+    """The events up to the first real content. An upstream silent for longer than
+    ``wait`` (before its headers, or after its first frame) is committed anyway, with
+    its read still pending: the client gets headers and keep-alives meanwhile."""
+    first: list[Event] = []
+    while True:
         pending: NextBatch = asyncio.ensure_future(anext(batches, None))
         try:
             done, _ = await asyncio.wait({pending}, timeout=wait if wait > 0 else None)
         except BaseException:
-            pending.cancel()
+            pending.cancel()  # the generator must stop running before anyone closes it
+            await asyncio.gather(pending, return_exceptions=True)
             raise
         if not done:
-            return first, pending
+            return (first or [start]), pending
         more = pending.result()
         if more is None:
-            break
+            if not first:
+                raise UpstreamProtocolError("The upstream stream was empty.")
+            return first, None
         first = first + more
-    return first, None
+        if not all(isinstance(event, MessageStart) for event in first):
+            return first, None
 
 
 def _seconds(retry_after: str | None) -> float | None:

@@ -45,7 +45,10 @@ def upstream_failures() -> Iterator[None]:
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
         raise UpstreamProtocolError(f"The upstream connection broke: {exc}") from None
     except aiohttp.ClientError as exc:
-        raise UpstreamUnreachable(f"The upstream request failed: {exc}") from None
+        # str(exc) can quote the URL, credentials and all: the client gets only its kind.
+        log.warning("upstream request failed: %s", type(exc).__name__)
+        raise UpstreamUnreachable(
+            f"The upstream request failed ({type(exc).__name__}).") from None
 
 
 async def status_error(response: aiohttp.ClientResponse,

@@ -99,8 +99,8 @@ class OpenAIBackend:
             headers["authorization"] = f"Bearer {key}"
         while True:
             response = await stack.enter_async_context(self._session.post(
-                self._url, data=orjson.dumps(body), headers=headers))
-            if response.status < 400:
+                self._url, data=orjson.dumps(body), headers=headers, allow_redirects=False))
+            if response.status < 300:
                 return response
             error = await status_error(response, (*self._secrets, key))
             mended = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from proxy.observe.trace import OVERHEAD_HEADER, Trace
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("proxy")
 OPEN_PATHS = frozenset({"/", "/health"})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's own id, if it is a sane one
 
 
 def client_key(request: web.Request) -> str | None:
@@ -43,8 +45,9 @@ def client_key(request: web.Request) -> str | None:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The request's trace: id and timing in, then the access line, the metrics and the
     session log out. The other middlewares run inside it."""
-    trace = Trace(request_id=request.headers.get("x-request-id") or
-                  f"req_{secrets.token_hex(12)}", method=request.method, path=request.path,
+    given = request.headers.get("x-request-id", "")
+    request_id = given if _REQUEST_ID.fullmatch(given) else f"req_{secrets.token_hex(12)}"
+    trace = Trace(request_id=request_id, method=request.method, path=request.path,
                   dialect=client_dialect(request))
     request[TRACE_KEY] = trace
     observers = request.app[OBSERVERS_KEY]

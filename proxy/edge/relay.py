@@ -35,7 +35,7 @@ HOP_BY_HOP = frozenset({
 })
 # Never relayed as the client sent them: credentials are ours to set, and the body must
 # come back uncompressed to be relayed byte for byte.
-CLIENT_ONLY = frozenset({"authorization", "x-api-key", "accept-encoding"})
+CLIENT_ONLY = frozenset({"authorization", "x-api-key", "accept-encoding", "content-encoding"})
 HEAD_BYTES = 4096
 TAIL_READS = 4
 _NUMBERS = {name: re.compile(rb'"' + name.encode() + rb'"\s*:\s*(\d+)') for name in (
@@ -69,7 +69,10 @@ async def relay(request: web.Request, attempts: Attempts,
             try:
                 with upstream_failures():
                     upstream = await stack.enter_async_context(session.post(
-                        url, data=body, headers={**headers, "accept-encoding": "identity"}))
+                        url, data=body, headers={**headers, "accept-encoding": "identity"},
+                        allow_redirects=False))  # a redirect would carry the key elsewhere
+                    if 300 <= upstream.status < 400:
+                        raise await status_error(upstream, (*route.provider.keys, key))
             except UpstreamError as error:
                 failure = error
                 if attempts.failed(error):
@@ -96,7 +99,7 @@ async def _relay_answer(request: web.Request, upstream: aiohttp.ClientResponse,
     _copy_headers(upstream, response)
     response.headers["x-request-id"] = trace.request_id
     response.headers[OVERHEAD_HEADER] = f"{trace.overhead_ms():.2f}"
-    if upstream.content_length is not None:
+    if upstream.content_length is not None and "content-encoding" not in upstream.headers:
         response.content_length = upstream.content_length
     await response.prepare(request)
     trace.ttfb_ms = (time.perf_counter() - trace.started) * 1000
@@ -116,8 +119,9 @@ async def _refusal(upstream: aiohttp.ClientResponse,
 
 
 def _copy_headers(upstream: aiohttp.ClientResponse, response: web.StreamResponse) -> None:
+    # aiohttp has already undone any content-encoding: the bytes we relay are plain.
     for name, value in upstream.headers.items():
-        if name.lower() not in HOP_BY_HOP:
+        if name.lower() not in HOP_BY_HOP and name.lower() != "content-encoding":
             response.headers.add(name, value)
 
 

@@ -75,7 +75,7 @@ class Metrics:
 
     def observe(self, trace: Trace) -> None:
         route, backend = trace.route, trace.backend
-        self.requests.labels(route, backend, trace.model_sent, str(trace.status)).inc()
+        self.requests.labels(route, backend, trace.model_label, str(trace.status)).inc()
         if trace.ttfb_ms is not None:
             self.ttfb.labels(route, backend).observe(trace.ttfb_ms / 1000)
         if trace.total_ms is not None:
@@ -84,10 +84,10 @@ class Metrics:
             self.upstream_errors.labels(backend, kind).inc()
         if trace.usage is not None:
             usage = trace.usage
-            self.tokens.labels(backend, trace.model_sent, "in").inc(
+            self.tokens.labels(backend, trace.model_label, "in").inc(
                 usage.input_tokens + usage.cache_read_input_tokens
             )
-            self.tokens.labels(backend, trace.model_sent, "out").inc(usage.output_tokens)
+            self.tokens.labels(backend, trace.model_label, "out").inc(usage.output_tokens)
 
     def render(self) -> bytes:
         if not self._multiprocess:

@@ -10,9 +10,10 @@ from proxy.config import Settings
 from proxy.observe.logs import Masker, log_access, log_body
 from proxy.observe.metrics import Metrics
 from proxy.observe.session_log import SessionLog
-from proxy.observe.trace import Trace
+from proxy.observe.trace import RECORD_LIMIT, Trace
 
 log = logging.getLogger("proxy")
+MAX_PENDING_WRITES = 256
 
 
 class Observers:
@@ -30,6 +31,9 @@ class Observers:
         if trace.recording is not None:
             log_body("response", trace, bytes(trace.recording), self.settings, self.masker)
         if self.session_log is not None:
+            if len(self._writes) >= MAX_PENDING_WRITES:  # a slow disk must not hoard memory
+                log.warning("session log behind: %s not written", trace.request_id)
+                return
             task = asyncio.get_running_loop().create_task(self.session_log.write(trace),
                                                           name="session-log")
             self._writes.add(task)  # held until written, so it is not collected mid-way
@@ -37,7 +41,7 @@ class Observers:
 
     def request_body(self, trace: Trace, raw: bytes) -> None:
         if self.session_log is not None:
-            trace.request_body = raw
+            trace.request_body = raw[:RECORD_LIMIT]
         log_body("request", trace, raw, self.settings, self.masker)
 
     def _written(self, task: asyncio.Task[None]) -> None:

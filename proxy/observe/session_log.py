@@ -5,6 +5,7 @@ the timings. Keys are masked; the file is written off the event loop, after the 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,16 @@ class SessionLog:
         self._mask = masker
 
     async def write(self, trace: Trace) -> None:
-        record: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **access_fields(trace),
-            "request": self._mask(trace.request_body.decode("utf-8", "replace")),
-            "response": self._mask(bytes(trace.recording or b"").decode("utf-8", "replace")),
-        }
-        path = self._folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{trace.request_id}.json"
-        data = orjson.dumps(record, option=orjson.OPT_INDENT_2)
-        await asyncio.get_running_loop().run_in_executor(None, path.write_bytes, data)
+        """Masking and writing happen off the event loop: bodies can be megabytes."""
+        fields = access_fields(trace)
+        request, response = trace.request_body, bytes(trace.recording or b"")
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{trace.request_id}-{secrets.token_hex(3)}"
+        await asyncio.get_running_loop().run_in_executor(
+            None, self._write, self._folder / f"{name}.json", fields, request, response)
+
+    def _write(self, path: Path, fields: dict[str, Any], request: bytes,
+               response: bytes) -> None:
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fields,
+                  "request": self._mask(request.decode("utf-8", "replace")),
+                  "response": self._mask(response.decode("utf-8", "replace"))}
+        path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))

@@ -22,6 +22,7 @@ class Trace:
     started: float = field(default_factory=time.perf_counter)
     model_asked: str = "-"
     model_sent: str = "-"
+    model_label: str = "other"  # a bounded name for metrics
     backend: str = "-"  # the provider that answered (or the last one tried)
     attempts: int = 0
     status: int = 0
@@ -41,8 +42,8 @@ class Trace:
         if self.recording is not None and len(self.recording) < RECORD_LIMIT:
             self.recording += data[: RECORD_LIMIT - len(self.recording)]
 
-    def attempt(self, backend: str, model: str) -> None:
-        self.backend, self.model_sent = backend, model
+    def attempt(self, backend: str, model: str, label: str = "other") -> None:
+        self.backend, self.model_sent, self.model_label = backend, model, label
         self.attempts += 1
         self.upstream_started, self.upstream_first = time.perf_counter(), None
 

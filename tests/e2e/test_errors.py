@@ -4,6 +4,8 @@ status in Anthropic's shape) and after it started (an ``error`` event, no messag
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import socket
 from typing import Any
 
@@ -217,3 +219,65 @@ async def test_keep_alives_can_be_turned_off(upstream: FakeOpenAIUpstream,
         frames = parse_anthropic_sse(await response.read())
     assert "ping" not in [name for name, _ in frames]
     check_anthropic_stream(frames)
+
+
+async def test_a_silent_upstream_still_gets_the_client_headers_and_pings(
+        start_proxy: Any) -> None:
+    """Before the upstream even sent its headers, PING_INTERVAL commits the response."""
+    from aiohttp import web
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.8)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for chunk in text_stream(["late"]):
+            await response.write(chunk)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = await start_proxy(upstream_url=f"http://127.0.0.1:{runner.addresses[0][1]}/v1",
+                                ping_interval=0.2)
+        async with aiohttp.ClientSession() as session, session.post(
+                url + "/v1/messages", json={**BODY, "stream": True}) as response:
+            started = asyncio.get_running_loop().time()
+            first = await response.content.readuntil(b"\n\n")
+            assert asyncio.get_running_loop().time() - started < 0.6
+            assert first.startswith(b"event: message_start")
+            raw = first + await response.read()
+        frames = parse_anthropic_sse(raw)
+        assert "ping" in [name for name, _ in frames]
+        assert [n for n, _ in frames].count("message_start") == 1  # the made-up one stands
+        check_anthropic_stream(frames)
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_client_leaving_during_the_commit_wait_is_a_499_not_a_failure(
+        upstream: FakeOpenAIUpstream, start_proxy: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    url = await start_proxy(upstream_url=upstream.base_url, ping_interval=5)  # type: ignore[attr-defined]
+    upstream.scenario = Stream(text_stream(["x"], with_done=False)[:1], hang_after=True)
+    async with aiohttp.ClientSession() as session:
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with session.post(url + "/v1/messages", json={**BODY, "stream": True},
+                                    timeout=aiohttp.ClientTimeout(total=0.4)) as response:
+                await response.read()
+    await asyncio.wait_for(upstream.client_gone.wait(), timeout=2)
+    await asyncio.sleep(0.05)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(" 499 " in r.getMessage() for r in caplog.records if r.name == "proxy.access")
+
+
+async def test_redirects_are_not_followed(upstream: FakeOpenAIUpstream,
+                                          start_proxy: Any) -> None:
+    url = await start_proxy(upstream_url=upstream.base_url, upstream_api_key="sk-secret-0001")  # type: ignore[attr-defined]
+    upstream.scenario = ErrorResponse(307, b"", headers={"location": "http://127.0.0.1:1/steal"})
+    status, _, body = await post(url, BODY)
+    assert status == 502 and body["error"]["type"] == "api_error"
+    assert len(upstream.requests) == 1

@@ -163,3 +163,27 @@ async def test_relayed_usage_and_errors_reach_the_log(
     assert access and "tokens_in=43 tokens_out=7" in access[-1]
     assert "stop_reason=end_turn" in access[-1]
     assert any("bad field x" in line for line in lines)
+
+
+async def test_compressed_bodies_are_relayed_plain_both_ways(upstream: FakeOpenAIUpstream,
+                                                             start_proxy: Any) -> None:
+    import gzip
+
+    url = await start_proxy(upstream_url=upstream.base_url)  # type: ignore[attr-defined]
+    payload = gzip.compress(orjson.dumps({"model": "m", "messages": HELLO}))
+    upstream.scenario = fake_openai.JSONResponse(fake_openai.chat_completion("zipped"))
+    async with aiohttp.ClientSession() as session, session.post(
+            url + "/v1/chat/completions", data=payload,
+            headers={"content-type": "application/json", "content-encoding": "gzip"}) as r:
+        body = await r.json()
+    assert r.status == 200 and body["choices"][0]["message"]["content"] == "zipped"
+    assert "content-encoding" not in upstream.requests[-1]["headers"]
+    assert upstream.requests[-1]["body"]["messages"] == HELLO
+
+
+async def test_a_strange_request_id_is_replaced(proxy_url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy_url + "/health", headers={"x-request-id": "abc/../x"}) as r:
+            assert r.headers["x-request-id"].startswith("req_")
+        async with session.get(proxy_url + "/health", headers={"x-request-id": "trace-42"}) as r:
+            assert r.headers["x-request-id"] == "trace-42"

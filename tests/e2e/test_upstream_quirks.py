@@ -87,8 +87,10 @@ async def test_no_key_reaches_a_log_or_a_client(upstream: FakeOpenAIUpstream,
     ]
     api = client(url, key=secrets[1])
     await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
-    with pytest.raises(anthropic.AuthenticationError) as caught:
+    with pytest.raises(anthropic.APIStatusError) as caught:
         await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    # The proxy's own upstream key was refused: the proxy's fault, a 502, not the client's 401.
+    assert caught.value.status_code == 502 and "refused the proxy's key" in str(caught.value.body)
     assert secrets[0] not in str(caught.value.body)
     with pytest.raises(anthropic.APIStatusError):
         await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
