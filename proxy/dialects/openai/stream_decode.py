@@ -41,6 +41,7 @@ from proxy.errors import UpstreamError, UpstreamProtocolError, UpstreamStreamErr
 from proxy.sse import SSEEvent
 from proxy.tokens import estimate_text
 
+_loads = orjson.loads
 _LONE_SURROGATE = re.compile(
     r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
     r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
@@ -105,20 +106,22 @@ class OpenAIStreamDecoder:
     def feed(self, events: list[SSEEvent]) -> list[Event]:
         if self._error is not None:
             raise self._error
+        more_text, take_chunk = self._more_text, self._take_chunk  # bound once per read
         try:
             for event in events:
                 if self.done:
                     break
-                if event.data == "[DONE]":
+                data = event.data
+                if data == "[DONE]":
                     self._end()
                     break
-                chunk = _parse(event.data)
+                chunk = _parse(data)
                 try:
-                    if not self._more_text(chunk):
-                        self._take_chunk(chunk)
+                    if not more_text(chunk):
+                        take_chunk(chunk)
                 except (AttributeError, TypeError, KeyError, ValueError):
                     raise UpstreamProtocolError("The upstream sent a malformed stream frame: "
-                                                f"{event.data[:200]!r}") from None
+                                                f"{data[:200]!r}") from None
         except UpstreamError as exc:
             if not self._out:
                 raise
@@ -380,10 +383,10 @@ class OpenAIStreamDecoder:
 
 def _parse(data: str) -> dict[str, Any]:
     try:
-        chunk = orjson.loads(data)
+        chunk = _loads(data)
     except orjson.JSONDecodeError:
         chunk = _parse_with_lone_surrogates(data)
-    if not isinstance(chunk, dict):
+    if type(chunk) is not dict:
         raise UpstreamProtocolError("The upstream sent a stream frame that is not an object.")
     return chunk
 
