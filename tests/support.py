@@ -53,10 +53,16 @@ def transcode_openai(chunks: list[bytes], *, input_tokens: int = 100,
                      ) -> tuple[list[Event], bytes, Exception | None]:
     """Feed OpenAI stream bytes chunk by chunk; return events, Anthropic SSE bytes, and the
     exception that ended the stream, if one did."""
-    sse = SSEDecoder()
     decoder = OpenAIStreamDecoder(message_id="msg_test", model="client-model",
                                   input_tokens=input_tokens, tool_names=tool_names)
-    encoder = AnthropicStreamEncoder()
+    return _transcode(chunks, decoder, AnthropicStreamEncoder())
+
+
+def _transcode(chunks: list[bytes], decoder: Any, encoder: Any
+               ) -> tuple[list[Event], bytes, Exception | None]:
+    """SSE decoder -> stream decoder -> encoder, read by read, as a backend and the edge
+    drive them."""
+    sse = SSEDecoder()
     events: list[Event] = []
     out = bytearray()
     try:
@@ -130,29 +136,14 @@ def transcode_anthropic(chunks: list[bytes], *, include_usage: bool = True,
     """Feed Anthropic stream bytes chunk by chunk; return events, OpenAI SSE bytes, and the
     exception that ended the stream, if one did. As the edge does, a ``ProxyError`` that
     ends the stream is written as the OpenAI in-stream error frame after what came before."""
-    sse = SSEDecoder()
     decoder = AnthropicStreamDecoder(message_id="chatcmpl-test", model="client-model",
                                      input_tokens=input_tokens)
     encoder = OpenAIStreamEncoder(chunk_id="chatcmpl-test", model="client-model",
                                   include_usage=include_usage)
-    events: list[Event] = []
-    out = bytearray()
-    try:
-        for chunk in chunks:
-            batch = decoder.feed(sse.feed(chunk))
-            events += batch
-            out += encoder.encode(batch)
-            if decoder.done or decoder.failed:
-                break
-        if not decoder.done:
-            batch = decoder.finish(truncated=sse.truncated)
-            events += batch
-            out += encoder.encode(batch)
-    except Exception as exc:  # the test decides which exceptions are right
-        if isinstance(exc, ProxyError):
-            out += openai_error_frame(exc.kind, exc.message)
-        return events, bytes(out), exc
-    return events, bytes(out), None
+    events, out, error = _transcode(chunks, decoder, encoder)
+    if isinstance(error, ProxyError):
+        out += openai_error_frame(error.kind, error.message)
+    return events, out, error
 
 
 _FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
