@@ -14,7 +14,7 @@ from proxy.backends.upstreams import Upstreams
 from proxy.config import Settings
 from proxy.edge.middleware import auth, errors, request_context
 from proxy.edge.routes import add_routes
-from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, UPSTREAMS_KEY
+from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, TOKEN_COUNTS_KEY, UPSTREAMS_KEY
 from proxy.observe.observers import Observers
 from proxy.routing import Router
 
@@ -27,6 +27,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ROUTER_KEY] = router = Router(settings, settings.providers_file)
     secrets = (settings.proxy_api_key, *(k for p in router.providers for k in p.keys))
     app[OBSERVERS_KEY] = Observers(settings, secrets)
+    app[TOKEN_COUNTS_KEY] = {}
     app.cleanup_ctx.append(_upstreams)
     app.on_cleanup.append(_close_observers)
     add_routes(app)

@@ -14,6 +14,7 @@ SETTINGS_KEY = web.AppKey("settings", Settings)
 ROUTER_KEY = web.AppKey("router", Router)
 UPSTREAMS_KEY = web.AppKey("upstreams", Upstreams)
 OBSERVERS_KEY = web.AppKey("observers", Observers)
+TOKEN_COUNTS_KEY = web.AppKey("token_counts", dict[bytes, int])  # count_tokens, by body hash
 
 # Everything one request learns, for the access line, the metrics and the session log.
 TRACE_KEY = web.RequestKey("trace", Trace)

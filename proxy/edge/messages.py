@@ -4,6 +4,8 @@ Anthropic; translated otherwise."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import secrets
 from typing import Any
 
@@ -18,9 +20,12 @@ from proxy.edge.body import json_response, read_body, require_upstream, with_mod
 from proxy.edge.middleware import client_key
 from proxy.edge.relay import Target, forwarded_headers, relay
 from proxy.edge.streaming import collect_events, stream_events
-from proxy.keys import ROUTER_KEY, SETTINGS_KEY, TRACE_KEY, UPSTREAMS_KEY
+from proxy.errors import NotFound
+from proxy.keys import ROUTER_KEY, SETTINGS_KEY, TOKEN_COUNTS_KEY, TRACE_KEY, UPSTREAMS_KEY
 from proxy.routing import Plan, Route
 from proxy.tokens import estimate_input_tokens
+
+TOKEN_COUNT_CACHE = 1024  # estimates kept, by body hash
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -51,11 +56,18 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
     raw, body = await read_body(request)
     settings = request.app[SETTINGS_KEY]
     if settings.upstream_configured:
-        plan = request.app[ROUTER_KEY].plan(_model(body))
-        if plan.first.provider.dialect == "anthropic":
-            return await _relay(request, raw, body, plan, "/count_tokens")
-    parsed = parse_request(body, for_counting=True)
-    return json_response(anthropic_responses.count_tokens_body(estimate_input_tokens(parsed)))
+        with contextlib.suppress(NotFound):  # an unknown model can still be counted here
+            plan = request.app[ROUTER_KEY].plan(_model(body))
+            if plan.first.provider.dialect == "anthropic":
+                return await _relay(request, raw, body, plan, "/count_tokens")
+    counts = request.app[TOKEN_COUNTS_KEY]
+    key = hashlib.sha1(raw).digest()
+    count = counts.get(key)
+    if count is None:  # Claude Code sends the same sections again and again, in bursts
+        count = counts[key] = estimate_input_tokens(parse_request(body, for_counting=True))
+        if len(counts) > TOKEN_COUNT_CACHE:
+            counts.pop(next(iter(counts)))
+    return json_response(anthropic_responses.count_tokens_body(count))
 
 
 def _model(body: dict[str, Any]) -> str:

@@ -298,3 +298,9 @@ def test_no_model_and_no_default_is_a_400() -> None:
     with pytest.raises(InvalidRequest) as info:
         parse_request(body(model=...))
     assert info.value.param == "model"
+
+
+def test_nested_reasoning_effort_as_newer_clients_send_it() -> None:
+    request = parse_request({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                             "reasoning": {"effort": "high"}})
+    assert request.reasoning_effort == "high" and "reasoning" not in request.dropped

@@ -191,3 +191,12 @@ async def test_no_key_reaches_a_log(fakes: list[Any], start_proxy: Any,
     assert "upstream answered" in logged
     for key in ("sk-one-aaaa", "sk-one-bbbb", "sk-two-cccc", "sk-ant-dddd", "client-key"):
         assert key not in logged
+
+
+async def test_count_tokens_for_an_unrouted_model_is_counted_here(
+        fakes: list[Any], start_proxy: Any) -> None:
+    url = await proxy(start_proxy, fakes, default_model="", prefixes={})
+    api = client(url)
+    counted = await api.messages.count_tokens(model="nope", messages=HELLO)  # type: ignore[arg-type]
+    again = await api.messages.count_tokens(model="nope", messages=HELLO)  # type: ignore[arg-type]
+    assert counted.input_tokens == again.input_tokens > 0

@@ -34,7 +34,7 @@ _READ = frozenset({
     "top_p", "tools", "tool_choice", "parallel_tool_calls", "response_format",
     "reasoning_effort", "user", "safety_identifier", "stream", "stream_options", "n",
     "logprobs", "top_logprobs", "modalities", "audio", "web_search_options", "functions",
-    "function_call",
+    "function_call", "reasoning",
 })
 _EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
             "xhigh": "high", "max": "high"}
@@ -68,7 +68,7 @@ def parse_request(body: dict[str, Any], *, default_model: str = "") -> Request:
         tools=tools,
         tool_choice=choice if tools else None,
         parallel_tool_calls=parallel if tools else None,
-        reasoning_effort=_effort(body.get("reasoning_effort")),
+        reasoning_effort=_effort(body.get("reasoning_effort") or _nested_effort(body)),
         response_schema=_schema(response_format),
         json_object=response_format.get("type") == "json_object",
         user_id=optional(body, "user", str) or optional(body, "safety_identifier", str),
@@ -308,6 +308,12 @@ def _stop(value: Any) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(s, str) for s in value):
         return tuple(value)
     raise wrong_type("stop", "a string or an array of strings", value)
+
+
+def _nested_effort(body: dict[str, Any]) -> Any:
+    """Newer clients (Open WebUI, the Responses API's habit) send ``reasoning: {effort}``."""
+    reasoning = body.get("reasoning")
+    return reasoning.get("effort") if isinstance(reasoning, dict) else None
 
 
 def _effort(value: Any) -> str | None:
