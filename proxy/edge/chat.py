@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from proxy.dialects.openai.request_parse import parse_request, wants_usage
 from proxy.dialects.openai.stream_encode import PING, OpenAIStreamEncoder, error_frame
 from proxy.edge.body import json_response, read_body, require_upstream, with_model
 from proxy.edge.middleware import client_key
-from proxy.edge.relay import Target, forwarded_headers, relay
+from proxy.edge.relay import Fallback, Target, forwarded_headers, relay
 from proxy.edge.streaming import collect_events, stream_events
 from proxy.keys import ROUTER_KEY, SETTINGS_KEY, TRACE_KEY, UPSTREAMS_KEY
 from proxy.routing import Plan, Route
@@ -33,7 +34,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     requested = body.get("model") if isinstance(body.get("model"), str) else ""
     plan = request.app[ROUTER_KEY].plan(requested or settings.model)
     if plan.first.provider.dialect == "openai":
-        return await _relay(request, raw, body, plan)
+        # Relayed to OpenAI-compatible providers; fallbacks of the other dialect, if any
+        # are left when those fail, take the request translated.
+        others = Plan(tuple(r for r in plan.routes if r.provider.dialect != "openai"))
+        then = partial(_translated, request, body, others) if others.routes else None
+        return await _relay(request, raw, body, plan, then)
+    return await _translated(request, body, plan)
+
+
+async def _translated(request: web.Request, body: dict[str, Any],
+                      plan: Plan) -> web.StreamResponse:
+    settings = request.app[SETTINGS_KEY]
     parsed = _with_defaults(parse_request(body, default_model=settings.model), settings)
     request[TRACE_KEY].model_asked = parsed.model
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
@@ -60,8 +71,8 @@ def _with_defaults(request: Request, settings: Settings) -> Request:
     return request
 
 
-async def _relay(request: web.Request, raw: bytes, body: dict[str, Any],
-                 plan: Plan) -> web.StreamResponse:
+async def _relay(request: web.Request, raw: bytes, body: dict[str, Any], plan: Plan,
+                 then: Fallback | None) -> web.StreamResponse:
     upstreams = request.app[UPSTREAMS_KEY]
     request[TRACE_KEY].model_asked = str(body.get("model") or plan.first.model)
     client_headers = forwarded_headers(request)
@@ -75,4 +86,4 @@ async def _relay(request: web.Request, raw: bytes, body: dict[str, Any],
 
     same_dialect = Plan(tuple(r for r in plan.routes if r.provider.dialect == "openai"))
     attempts = upstreams.attempts(same_dialect, client_key(request), request[TRACE_KEY])
-    return await relay(request, attempts, target, error_frame)
+    return await relay(request, attempts, target, error_frame, then)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from proxy.dialects.anthropic.request_parse import parse_request
 from proxy.dialects.anthropic.stream_encode import PING, AnthropicStreamEncoder, error_frame
 from proxy.edge.body import json_response, read_body, require_upstream, with_model
 from proxy.edge.middleware import client_key
-from proxy.edge.relay import Target, forwarded_headers, relay
+from proxy.edge.relay import Fallback, Target, forwarded_headers, relay
 from proxy.edge.streaming import collect_events, stream_events
 from proxy.errors import NotFound
 from proxy.keys import ROUTER_KEY, SETTINGS_KEY, TOKEN_COUNTS_KEY, TRACE_KEY, UPSTREAMS_KEY
@@ -35,7 +36,17 @@ async def messages(request: web.Request) -> web.StreamResponse:
     require_upstream(settings)
     plan = request.app[ROUTER_KEY].plan(_model(body))
     if plan.first.provider.dialect == "anthropic":
-        return await _relay(request, raw, body, plan, "")
+        # Relayed to Anthropic providers; fallbacks of the other dialect, if any are left
+        # when those fail, take the request translated.
+        others = Plan(tuple(r for r in plan.routes if r.provider.dialect != "anthropic"))
+        then = partial(_translated, request, body, others) if others.routes else None
+        return await _relay(request, raw, body, plan, "", then)
+    return await _translated(request, body, plan)
+
+
+async def _translated(request: web.Request, body: dict[str, Any],
+                      plan: Plan) -> web.StreamResponse:
+    settings = request.app[SETTINGS_KEY]
     parsed = parse_request(body)
     request[TRACE_KEY].model_asked = parsed.model
     call = Call(message_id=f"msg_{secrets.token_hex(12)}", client_model=parsed.model,
@@ -76,7 +87,7 @@ def _model(body: dict[str, Any]) -> str:
 
 
 async def _relay(request: web.Request, raw: bytes, body: dict[str, Any], plan: Plan,
-                 suffix: str) -> web.StreamResponse:
+                 suffix: str, then: Fallback | None = None) -> web.StreamResponse:
     app = request.app
     settings, upstreams = app[SETTINGS_KEY], app[UPSTREAMS_KEY]
     request[TRACE_KEY].model_asked = _model(body) or plan.first.model
@@ -95,4 +106,4 @@ async def _relay(request: web.Request, raw: bytes, body: dict[str, Any], plan: P
 
     same_dialect = Plan(tuple(r for r in plan.routes if r.provider.dialect == "anthropic"))
     attempts = upstreams.attempts(same_dialect, client_key(request), request[TRACE_KEY])
-    return await relay(request, attempts, target, error_frame)
+    return await relay(request, attempts, target, error_frame, then)

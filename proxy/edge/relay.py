@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -50,16 +50,19 @@ def forwarded_headers(request: web.Request) -> dict[str, str]:
             if k.lower() not in HOP_BY_HOP and k.lower() not in CLIENT_ONLY}
 
 
+Fallback = Callable[[], Awaitable[web.StreamResponse]]  # the translated path, to go on with
 Secrets = tuple[str | None, ...]  # what must never reach a log or the client
 Target = tuple[aiohttp.ClientSession, str, dict[str, str], bytes]  # session, url, headers, body
 
 
 async def relay(request: web.Request, attempts: Attempts,
                 target: Callable[[Route, str | None], Target],
-                error_frame: Callable[[str, str], bytes]) -> web.StreamResponse:
+                error_frame: Callable[[str, str], bytes],
+                then: Fallback | None = None) -> web.StreamResponse:
     """Relay to the first attempt that answers. Before any byte went out, a refused key or
-    an overloaded upstream moves on to the next key or fallback (``Attempts``); the last
-    refusal, if nothing answered, is relayed as the upstream sent it."""
+    an overloaded upstream moves on to the next key or fallback (``Attempts``); when they
+    are all spent, ``then`` (fallbacks of the other dialect, translated) takes over, or
+    else the last refusal is relayed as the upstream sent it."""
     refusal: web.Response | None = None
     failure: UpstreamError | None = None
     while (attempt := attempts.next()) is not None:
@@ -86,6 +89,8 @@ async def relay(request: web.Request, attempts: Attempts,
                 return refusal
             attempts.succeeded()
             return await _relay_answer(request, upstream, secrets, error_frame)
+    if then is not None:
+        return await then()
     if refusal is not None:
         return refusal
     raise failure or UpstreamUnreachable("No upstream could take this request.")

@@ -200,3 +200,22 @@ async def test_count_tokens_for_an_unrouted_model_is_counted_here(
     counted = await api.messages.count_tokens(model="nope", messages=HELLO)  # type: ignore[arg-type]
     again = await api.messages.count_tokens(model="nope", messages=HELLO)  # type: ignore[arg-type]
     assert counted.input_tokens == again.input_tokens > 0
+
+
+async def test_a_relay_falls_back_to_the_other_dialect_translated(
+        fakes: list[Any], start_proxy: Any) -> None:
+    one, _, ant = fakes
+    cfg = config(fakes)
+    cfg["providers"][2]["models"][0]["fallbacks"] = ["alpha"]  # claude-x -> alpha (OpenAI)
+    cfg["providers"][0]["models"][0]["fallbacks"] = ["claude-x"]  # alpha -> claude-x
+    url = await start_proxy(providers_file=parse_providers(cfg))
+    ant.scenario = ErrorResponse(529, fake_anthropic.error_body("overloaded_error", "busy"))
+    one.scenario = Stream(text_stream(["translated"]))
+    assert await ask(url, "claude-x") == "translated"  # Anthropic client: relay, then alpha
+    assert one.requests[-1]["body"]["model"] == "alpha-remote"
+    one.scenario = ErrorResponse(503, error_body("busy"))
+    ant.scenario = Stream(fake_anthropic.text_stream(["from claude"]))
+    api = openai.AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
+    answer = await api.chat.completions.create(model="alpha", messages=HELLO)  # type: ignore[arg-type]
+    assert answer.choices[0].message.content == "from claude"  # OpenAI client: relay, then claude-x
+    assert ant.requests[-1]["body"]["model"] == "claude-remote"
