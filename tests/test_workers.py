@@ -302,3 +302,26 @@ async def test_a_port_already_in_use_stops_the_supervisor_at_once(launch: Launch
         proxy = await launch("--workers", "2", port=taken.getsockname()[1], healthy=False)
         assert await proxy.exit_code(timeout=30) == 1
     assert "already in use" in proxy.log and not proxy.workers
+
+
+async def test_metrics_add_up_across_workers(launch: Launch) -> None:
+    """Any worker's /metrics counts what every worker served (multiprocess mode)."""
+    proxy = await launch("--workers", "2")
+    await wait_listeners(proxy.port, 2)
+
+    async def served() -> float:
+        async with aiohttp.ClientSession() as session, session.get(proxy.url + "/metrics") as r:
+            text = await r.text()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("llm_proxy_requests_total{") and 'route="/health"' in line)
+
+    before = await served()
+    for _ in range(30):  # a new connection each: the kernel spreads them over the workers
+        assert await health(proxy.url) == 200
+    await asyncio.sleep(0.3)
+    assert await served() - before == 30
+    answered_by = {m[1] for line in proxy.lines if " GET /health 200 " in line
+                   if (m := re.search(r"worker=(\d+)", line))}
+    assert len(answered_by) == 2, "both workers should have served some of them"
+    proxy.proc.send_signal(signal.SIGTERM)
+    assert await proxy.exit_code(timeout=10) == 0
