@@ -61,10 +61,6 @@ class Settings:
         return bool(self.upstream_url or self.providers_file)
 
     @property
-    def chat_completions_url(self) -> str:
-        return self.upstream_url.rstrip("/") + "/chat/completions"
-
-    @property
     def anthropic(self) -> bool:
         return self.upstream_dialect == "anthropic"
 

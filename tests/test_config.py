@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from proxy.config import SETTINGS, Settings, load_settings
+from proxy.routing import single_provider
 
 ROOT = Path(__file__).parent.parent
 
@@ -33,7 +34,8 @@ def test_flags_beat_environment_beat_dotenv_beat_defaults(tmp_path: Path) -> Non
 def test_upstream_urls(raw: str, expected: str, tmp_path: Path) -> None:
     settings = load_settings(["--upstream", raw, "--env-file", str(tmp_path / "none")], {})
     assert settings.upstream_url == expected
-    assert settings.chat_completions_url == expected + "/chat/completions"
+    # What requests are sent to: the one provider these settings make.
+    assert single_provider(settings).chat_completions_url == expected + "/chat/completions"
 
 
 def test_typed_values_and_a_clear_error(tmp_path: Path) -> None:

@@ -27,8 +27,8 @@ from proxy.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from proxy.errors import UpstreamError, UpstreamProtocolError, UpstreamStreamError
-from proxy.sse import SSEEvent
+from proxy.dialects.stream_decoding import StreamDecoder, parse_frame
+from proxy.errors import UpstreamProtocolError, UpstreamStreamError
 
 _KINDS = {"text": "text", "thinking": "thinking", "tool_use": "tool_use"}
 _ERROR_KINDS = {"overloaded_error": (529, "overloaded"), "rate_limit_error": (429, "rate_limit"),
@@ -39,9 +39,9 @@ _ERROR_KINDS = {"overloaded_error": (529, "overloaded"), "rate_limit_error": (42
                 "request_too_large": (413, "request_too_large")}
 
 
-class AnthropicStreamDecoder:
+class AnthropicStreamDecoder(StreamDecoder):
     def __init__(self, *, message_id: str, model: str, input_tokens: int) -> None:
-        self.done = False
+        super().__init__()
         self._message_id = message_id
         self._model = model
         self._input_estimate = input_tokens
@@ -49,27 +49,9 @@ class AnthropicStreamDecoder:
         self._next = 0
         self._silent_tools: set[int] = set()  # tool blocks with no argument fragment yet
         self._usage = Usage(input_tokens=input_tokens)
-        self._out: list[Event] = []
-        self._error: UpstreamError | None = None
 
-    @property
-    def failed(self) -> bool:
-        return self._error is not None
-
-    def feed(self, events: list[SSEEvent]) -> list[Event]:
-        if self._error is not None:
-            raise self._error
-        try:
-            for event in events:
-                if self.done:
-                    break
-                self._take(_parse(event.data))
-        except UpstreamError as exc:
-            if not self._out:
-                raise
-            self._error = exc  # hand over what came before the failure first
-        out, self._out = self._out, []
-        return out
+    def _take_frame(self, data: str) -> None:
+        self._take(parse_frame(data))
 
     def feed_message(self, body: dict[str, Any]) -> list[Event]:
         """A whole non-streaming Message, replayed as the events that would have built it."""
@@ -82,12 +64,10 @@ class AnthropicStreamDecoder:
                     "delta": {"stop_reason": body.get("stop_reason"),
                               "stop_sequence": body.get("stop_sequence")}})
         self._take({"type": "message_stop"})
-        out, self._out = self._out, []
-        return out
+        return self._take_out()
 
     def finish(self, *, truncated: bool = False) -> list[Event]:
-        if self._error is not None:
-            raise self._error
+        self._raise_held()
         if not self.done:
             where = " in the middle of a frame" if truncated else ""
             raise UpstreamProtocolError(f"The upstream stream ended before message_stop{where}.")
@@ -187,17 +167,6 @@ def _merge_usage(usage: Usage, update: dict[str, Any]) -> Usage:
                                               usage.cache_read_input_tokens),
                  cache_creation_input_tokens=pick("cache_creation_input_tokens",
                                                   usage.cache_creation_input_tokens))
-
-
-def _parse(data: str) -> dict[str, Any]:
-    try:
-        frame = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamProtocolError(
-            f"The upstream sent a stream frame that is not JSON: {data[:200]!r}") from None
-    if not isinstance(frame, dict):
-        raise UpstreamProtocolError("The upstream sent a stream frame that is not an object.")
-    return frame
 
 
 def _stream_error(error: Any) -> UpstreamStreamError:

@@ -18,7 +18,6 @@ canonical events they complete. The rules it keeps (protocols.md 4.5, peers.md s
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,14 +36,10 @@ from proxy.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from proxy.errors import UpstreamError, UpstreamProtocolError, UpstreamStreamError
-from proxy.sse import SSEEvent
+from proxy.dialects.stream_decoding import StreamDecoder, parse_frame
+from proxy.errors import UpstreamProtocolError, UpstreamStreamError
 from proxy.tokens import estimate_text
 
-_loads = orjson.loads
-_LONE_SURROGATE = re.compile(
-    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "function_call": "tool_use", "content_filter": "refusal"}
 
@@ -68,10 +63,10 @@ class _Item:
     call: int = -1  # the upstream tool-call index, for kind "tool"
 
 
-class OpenAIStreamDecoder:
+class OpenAIStreamDecoder(StreamDecoder):
     def __init__(self, *, message_id: str, model: str, input_tokens: int,
                  tool_names: dict[str, str] | None = None) -> None:
-        self.done = False
+        super().__init__()
         self._message_id = message_id
         self._model = model
         self._input_estimate = input_tokens
@@ -87,8 +82,6 @@ class OpenAIStreamDecoder:
         self._usage: Usage | None = None
         self._output_chars = 0
         self._used_tools = False
-        self._out: list[Event] = []
-        self._error: UpstreamError | None = None
         self._ending = False
 
     # ------------------------------------------------------------------ public
@@ -98,37 +91,13 @@ class OpenAIStreamDecoder:
         """The model said it finished; only usage and [DONE] may still come."""
         return self._finish_reason is not None and not self.done
 
-    @property
-    def failed(self) -> bool:
-        """An error frame (or a broken one) came; ``finish()`` raises it."""
-        return self._error is not None
-
-    def feed(self, events: list[SSEEvent]) -> list[Event]:
-        if self._error is not None:
-            raise self._error
-        more_text, take_chunk = self._more_text, self._take_chunk  # bound once per read
-        try:
-            for event in events:
-                if self.done:
-                    break
-                data = event.data
-                if data == "[DONE]":
-                    self._end()
-                    break
-                chunk = _parse(data)
-                try:
-                    if not more_text(chunk):
-                        take_chunk(chunk)
-                except (AttributeError, TypeError, KeyError, ValueError):
-                    raise UpstreamProtocolError("The upstream sent a malformed stream frame: "
-                                                f"{data[:200]!r}") from None
-        except UpstreamError as exc:
-            if not self._out:
-                raise
-            # What came before the failure is still the client's: hand it over first.
-            self._error = exc
-        out, self._out = self._out, []
-        return out
+    def _take_frame(self, data: str) -> None:
+        if data == "[DONE]":
+            self._end()
+            return
+        chunk = parse_frame(data)
+        if not self._more_text(chunk):
+            self._take_chunk(chunk)
 
     def feed_completion(self, body: dict[str, Any]) -> list[Event]:
         """A whole non-streaming ``chat.completion``, for upstreams that ignore stream=true.
@@ -146,20 +115,17 @@ class OpenAIStreamDecoder:
         self._take_chunk({"choices": [{"delta": delta, "finish_reason": finish}],
                           "usage": body.get("usage")})
         self._end()
-        out, self._out = self._out, []
-        return out
+        return self._take_out()
 
     def finish(self, *, truncated: bool = False) -> list[Event]:
         """The upstream closed its stream. Finishing is fine once a finish_reason came."""
-        if self._error is not None:
-            raise self._error
+        self._raise_held()
         if not self.done:
             if self._finish_reason is None:
                 where = " in the middle of a frame" if truncated else ""
                 raise UpstreamProtocolError(f"The upstream stream ended before it finished{where}.")
             self._end()
-        out, self._out = self._out, []
-        return out
+        return self._take_out()
 
     # ------------------------------------------------------------------ chunks
 
@@ -379,30 +345,6 @@ class OpenAIStreamDecoder:
             return self._usage
         return Usage(input_tokens=self._input_estimate,
                      output_tokens=estimate_text("x" * self._output_chars))
-
-
-def _parse(data: str) -> dict[str, Any]:
-    try:
-        chunk = _loads(data)
-    except orjson.JSONDecodeError:
-        chunk = _parse_with_lone_surrogates(data)
-    if type(chunk) is not dict:
-        raise UpstreamProtocolError("The upstream sent a stream frame that is not an object.")
-    return chunk
-
-
-def _parse_with_lone_surrogates(data: str) -> Any:
-    """Some servers cut an emoji's surrogate pair across two chunks ("\\ud83d" then
-    "\\ude00"); each half alone is not JSON to orjson. Such halves become U+FFFD, and
-    anything else that does not parse is a protocol error."""
-    mended = _LONE_SURROGATE.sub(r"\\ufffd", data)
-    try:
-        if mended != data:
-            return orjson.loads(mended)
-    except orjson.JSONDecodeError:
-        pass
-    raise UpstreamProtocolError(
-        f"The upstream sent a stream frame that is not JSON: {data[:200]!r}") from None
 
 
 def _usage(usage: dict[str, Any]) -> Usage:

@@ -27,9 +27,10 @@ from proxy.canonical import (
     Usage,
 )
 from proxy.dialects.openai.responses import FINISH_REASONS, error_body, usage_json
+from proxy.sse import encode_data
 
 PING = b": ping\n\n"
-DONE = b"data: [DONE]\n\n"
+DONE = encode_data(b"[DONE]")
 _dumps = orjson.dumps
 _TAIL = b',"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -84,9 +85,9 @@ class OpenAIStreamEncoder:
     def _usage_chunk(self) -> bytes:
         body = {"id": self._id, "object": "chat.completion.chunk", "created": self._created,
                 "model": self._model, "choices": [], "usage": usage_json(self._usage)}
-        return b"data: " + _dumps(body) + b"\n\n"
+        return encode_data(_dumps(body))
 
 
 def error_frame(kind: str, message: str) -> bytes:
     """The in-stream error; the stream then ends without ``[DONE]``."""
-    return b"data: " + _dumps(error_body(kind, message)) + b"\n\n"
+    return encode_data(_dumps(error_body(kind, message)))

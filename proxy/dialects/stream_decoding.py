@@ -1,0 +1,88 @@
+"""What both upstream stream decoders share: one read in, the events it completed out,
+and a failure held back until the events before it have been handed over.
+
+Sans-I/O. A subclass says how one frame's data becomes events (``_take_frame``); this
+base turns a frame that is not JSON, or not the shape the dialect promises, into an
+``UpstreamProtocolError`` (never a proxy crash), and keeps the order that matters: the
+text before a failure is still the client's, then the failure.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from proxy.canonical import Event
+from proxy.errors import UpstreamError, UpstreamProtocolError
+from proxy.sse import SSEEvent
+
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+class StreamDecoder:
+    def __init__(self) -> None:
+        self.done = False
+        self._out: list[Event] = []
+        self._error: UpstreamError | None = None
+
+    @property
+    def failed(self) -> bool:
+        """A failure came (an error frame, a broken one); ``finish()`` raises it."""
+        return self._error is not None
+
+    def feed(self, events: list[SSEEvent]) -> list[Event]:
+        self._raise_held()
+        try:
+            for event in events:
+                if self.done:
+                    break
+                try:
+                    self._take_frame(event.data)
+                except (AttributeError, TypeError, KeyError, ValueError):
+                    raise UpstreamProtocolError("The upstream sent a malformed stream frame: "
+                                                f"{event.data[:200]!r}") from None
+        except UpstreamError as exc:
+            if not self._out:
+                raise
+            self._error = exc  # what came before the failure is still the client's
+        return self._take_out()
+
+    def _take_frame(self, data: str) -> None:
+        raise NotImplementedError
+
+    def _raise_held(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _take_out(self) -> list[Event]:
+        out, self._out = self._out, []
+        return out
+
+
+def parse_frame(data: str) -> dict[str, Any]:
+    """One frame's JSON object, or an UpstreamProtocolError that quotes it."""
+    try:
+        frame = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        frame = _parse_with_lone_surrogates(data)
+    if type(frame) is not dict:
+        raise UpstreamProtocolError("The upstream sent a stream frame that is not an object.")
+    return frame
+
+
+def _parse_with_lone_surrogates(data: str) -> Any:
+    """Some servers cut an emoji's surrogate pair across two chunks ("\\ud83d" then
+    "\\ude00"); each half alone is not JSON to orjson. Such halves become U+FFFD, and
+    anything else that does not parse is a protocol error."""
+    mended = _LONE_SURROGATE.sub(r"\\ufffd", data)
+    try:
+        if mended != data:
+            return orjson.loads(mended)
+    except orjson.JSONDecodeError:
+        pass
+    raise UpstreamProtocolError(
+        f"The upstream sent a stream frame that is not JSON: {data[:200]!r}") from None
