@@ -98,9 +98,10 @@ def log_access(trace: Trace) -> None:
 
 
 def log_body(what: str, trace: Trace, body: bytes | str, settings: Settings,
-             masker: Masker) -> None:
-    """At DEBUG only: a body, masked, cut to LOG_BODY_MAX_CHARS (0: never)."""
-    limit = settings.log_body_max_chars
+             masker: Masker, limit: int | None = None) -> None:
+    """At DEBUG only: a body, masked, cut to LOG_BODY_MAX_CHARS (0: never), or to
+    ``limit`` (a streamed answer's preview: LOG_STREAM_TEXT_PREVIEW_CHARS)."""
+    limit = settings.log_body_max_chars if limit is None else limit
     if limit <= 0 or not body_log.isEnabledFor(logging.DEBUG):
         return
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body

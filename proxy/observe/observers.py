@@ -29,7 +29,9 @@ class Observers:
         log_access(trace)
         self.metrics.observe(trace)
         if trace.recording is not None:
-            log_body("response", trace, bytes(trace.recording), self.settings, self.masker)
+            preview = self.settings.log_stream_text_preview_chars if trace.streamed else None
+            log_body("response", trace, bytes(trace.recording), self.settings, self.masker,
+                     limit=preview)
         if self.session_log is not None:
             if len(self._writes) >= MAX_PENDING_WRITES:  # a slow disk must not hoard memory
                 log.warning("session log behind: %s not written", trace.request_id)

@@ -117,3 +117,19 @@ async def _settle() -> None:
     for _ in range(50):
         await asyncio.sleep(0.01)
 
+
+
+async def test_a_streamed_answer_is_previewed_to_its_own_limit(
+        upstream: FakeOpenAIUpstream, start_proxy: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="proxy.body")
+    url = await start_proxy(upstream_url=upstream.base_url,  # type: ignore[attr-defined]
+                            log_body_max_chars=5000, log_stream_text_preview_chars=120)
+    upstream.scenario = Stream(text_stream(["word "] * 100))
+    api = anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0)
+    async with api.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
+        await s.get_final_message()
+    await _settle()  # the line is written when the handler ends, after the client's last byte
+    response = [r.getMessage() for r in caplog.records
+                if r.name == "proxy.body" and " response: " in r.getMessage()]
+    assert len(response) == 1 and "chars)" in response[0] and len(response[0]) < 260
