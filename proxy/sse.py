@@ -99,6 +99,11 @@ class SSEDecoder:
                 self._take_line(b"", events)
         return events
 
+    def frames(self, chunk: bytes) -> list[str]:
+        """The data of the events ``chunk`` completed: what an upstream stream decoder
+        takes (every dialect we read carries its event type inside the data)."""
+        return [event.data for event in self.feed(chunk)]
+
     @property
     def truncated(self) -> bool:
         """True when the stream, were it to end now, would end inside a frame."""

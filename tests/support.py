@@ -67,7 +67,7 @@ def _transcode(chunks: list[bytes], decoder: Any, encoder: Any
     out = bytearray()
     try:
         for chunk in chunks:
-            batch = decoder.feed(sse.feed(chunk))
+            batch = decoder.feed(sse.frames(chunk))
             events += batch
             out += encoder.encode(batch)
             if decoder.done or decoder.failed:

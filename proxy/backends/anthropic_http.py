@@ -100,7 +100,7 @@ class AnthropicBackend:
                     return
                 sse, content = SSEDecoder(), response.content
                 while chunk := await content.readany():
-                    events = decoder.feed(sse.feed(chunk))
+                    events = decoder.feed(sse.frames(chunk))
                     if events:
                         yield events
                     if decoder.failed:

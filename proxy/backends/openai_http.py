@@ -72,7 +72,7 @@ class OpenAIBackend:
                 # One loop, no nested generator: this runs once per upstream read.
                 sse, content = SSEDecoder(), response.content
                 while chunk := await next_chunk(content, decoder.finishing, self._grace):
-                    events = decoder.feed(sse.feed(chunk))
+                    events = decoder.feed(sse.frames(chunk))
                     if events:
                         yield events
                     if decoder.failed:

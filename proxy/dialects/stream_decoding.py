@@ -1,5 +1,6 @@
-"""What both upstream stream decoders share: one read in, the events it completed out,
-and a failure held back until the events before it have been handed over.
+"""What every upstream stream decoder shares: the frames of one read in (an SSE event's
+data, an NDJSON line), the events they completed out, and a failure held back until the
+events before it have been handed over.
 
 Sans-I/O. A subclass says how one frame's data becomes events (``_take_frame``); this
 base turns a frame that is not JSON, or not the shape the dialect promises, into an
@@ -16,7 +17,6 @@ import orjson
 
 from proxy.canonical import Event
 from proxy.errors import UpstreamError, UpstreamProtocolError
-from proxy.sse import SSEEvent
 
 _LONE_SURROGATE = re.compile(
     r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
@@ -34,17 +34,17 @@ class StreamDecoder:
         """A failure came (an error frame, a broken one); ``finish()`` raises it."""
         return self._error is not None
 
-    def feed(self, events: list[SSEEvent]) -> list[Event]:
+    def feed(self, frames: list[str]) -> list[Event]:
         self._raise_held()
         try:
-            for event in events:
+            for data in frames:
                 if self.done:
                     break
                 try:
-                    self._take_frame(event.data)
+                    self._take_frame(data)
                 except (AttributeError, TypeError, KeyError, ValueError):
                     raise UpstreamProtocolError("The upstream sent a malformed stream frame: "
-                                                f"{event.data[:200]!r}") from None
+                                                f"{data[:200]!r}") from None
         except UpstreamError as exc:
             if not self._out:
                 raise

@@ -208,7 +208,7 @@ def test_an_error_before_any_output_raises_at_once() -> None:
     decoder = AnthropicStreamDecoder(message_id="m", model="x", input_tokens=1)
     events, _ = decode_sse([error_event()])
     with pytest.raises(UpstreamStreamError):
-        decoder.feed(events)
+        decoder.feed([e.data for e in events])
 
 
 def test_a_frame_that_is_not_json_is_a_protocol_error() -> None:
@@ -289,7 +289,7 @@ def test_a_whole_message_collects_like_the_equivalent_stream() -> None:
         "tool_use", (30, 20, 5, 2)))
     events, _ = decode_sse([stream])
     streamed = AnthropicStreamDecoder(message_id="m1", model="client-model", input_tokens=9)
-    from_stream = collected(streamed.feed(events))
+    from_stream = collected(streamed.feed([e.data for e in events]))
     assert streamed.done and whole.done
     assert from_message == from_stream
     assert [(b.kind, b.text, b.signature, b.tool_input) for b in from_message.blocks] == [

@@ -98,7 +98,7 @@ def test_arguments_stream_live_even_when_calls_interleave() -> None:
     decoder = OpenAIStreamDecoder(message_id="m", model="x", input_tokens=1)
     seen = []
     for chunk in chunks:
-        seen.append(decoder.feed(sse_decoder.feed(chunk)))
+        seen.append(decoder.feed(sse_decoder.frames(chunk)))
     first_fragment_at = next(i for i, b in enumerate(seen)
                              if any(isinstance(e, ToolArgsDelta) and e.partial_json == '{"a"'
                                     for e in b))
@@ -111,7 +111,7 @@ def test_sequential_calls_stream_the_second_live_too() -> None:
     chunks = tool_calls_stream([("c0", "f", ['{"a": 1}']), ("c1", "g", ['{"b"', ": 2}"])])
     sse_decoder = SSEDecoder()
     decoder = OpenAIStreamDecoder(message_id="m", model="x", input_tokens=1)
-    per_chunk = [decoder.feed(sse_decoder.feed(c)) for c in chunks]
+    per_chunk = [decoder.feed(sse_decoder.frames(c)) for c in chunks]
     where = [i for i, b in enumerate(per_chunk)
              for e in b if isinstance(e, ToolArgsDelta) and e.partial_json == '{"b"']
     assert where and where[0] < len(chunks) - 3
@@ -204,7 +204,7 @@ def test_stream_ends_at_the_usage_chunk_without_waiting_for_done() -> None:
     decoder = OpenAIStreamDecoder(message_id="m", model="x", input_tokens=1)
     sse_decoder = SSEDecoder()
     for chunk in chunks[:-1]:  # everything but [DONE]
-        decoder.feed(sse_decoder.feed(chunk))
+        decoder.feed(sse_decoder.frames(chunk))
     assert decoder.done
 
 

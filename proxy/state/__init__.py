@@ -1,0 +1,1 @@
+"""What must outlive one request: the state store interface and its implementations."""
