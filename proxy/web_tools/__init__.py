@@ -11,6 +11,7 @@ model two ordinary functions, runs the calls itself and shows the client Anthrop
     urls.py       which URLs web_fetch may fetch: found in the conversation, public, allowed
     results.py    Tavily answers -> canonical result content, and the text the model reads
     session.py    one client response's state: uses left, known URLs, counts, the calls
+    history.py    server tool blocks a client sends back, as a function call and its result
     tavily.py     the Tavily HTTP client (aiohttp; the only module here doing network I/O)
     resolve.py    the DNS half of the URL rule (asyncio)
 

@@ -105,11 +105,12 @@ def fetch_page(answer: Any, url: str, *, max_chars: int, retrieved_at: str | Non
     return ServerToolError("url_not_accessible")
 
 
-def search_text(query: str, hits: tuple[WebSearchHit, ...]) -> str:
-    """The function result a backend model reads for a search."""
-    return _json({"query": query, "results": [
-        {"title": hit.title, "url": hit.url, "page_age": hit.page_age,
-         "content": hit.encrypted_content} for hit in hits]})
+def search_text(query: str | None, hits: tuple[WebSearchHit, ...]) -> str:
+    """The function result a backend model reads for a search (``query`` None: not known)."""
+    body: dict[str, Any] = {} if query is None else {"query": query}
+    body["results"] = [{"title": hit.title, "url": hit.url, "page_age": hit.page_age,
+                        "content": hit.encrypted_content} for hit in hits]
+    return _json(body)
 
 
 def fetch_text(page: WebFetchPage, *, cut: bool) -> str:

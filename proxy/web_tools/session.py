@@ -1,12 +1,15 @@
 """One client response's web tool state: uses left, the URLs web_fetch may fetch, the counts.
 
-Sans-I/O. The loop that runs the tools drives it in two steps per call the model makes:
+Sans-I/O. The loop that runs the tools makes one per client response,
+``WebToolSession(spec, settings, request.messages)``, and drives it in two steps per call
+the model makes:
 
     planned = session.plan(name, arguments)      # checks: input, max_uses, the URL rule
-    # show the client server_tool_use(planned.tool_input); then, if planned.call:
+    # show the client server_tool_use(server_tool_id(message_id, n), planned.tool_input);
+    # then, if planned.call:
     #   a FetchCall's host goes through resolve.host_refusal first (an error code or None)
     #   the SearchCall / FetchCall goes to TavilyClient.search / .extract
-    outcome = session.finish(planned, answer_or_failure, retrieved_at=...)
+    outcome = session.finish(planned, answer_or_failure_or_refusal, retrieved_at=...)
     # show the client the result block (outcome.kind, outcome.result); give the model
     # outcome.model_text as the function's result
 
@@ -17,14 +20,15 @@ counts only the ones that brought a result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
 
-from proxy.canonical import ServerToolError, ServerToolResult, ServerToolUse
+from proxy.canonical import Message, ServerToolError, ServerToolResult, ServerToolUse
 from proxy.web_tools.results import (
     TavilyFailure,
     error_text,
@@ -35,9 +39,10 @@ from proxy.web_tools.results import (
     search_text,
 )
 from proxy.web_tools.settings import MAX_RESULTS_LIMIT, SearchDepth, TavilySettings, Topic
-from proxy.web_tools.spec import FETCH, SEARCH, WebToolsSpec
-from proxy.web_tools.urls import fetch_refusal, normalize_url, result_urls
+from proxy.web_tools.spec import FETCH, SEARCH, UrlSources, WebToolsSpec
+from proxy.web_tools.urls import conversation_urls, fetch_refusal, normalize_url, result_urls
 
+OWN_ID_PREFIX = "srvtoolu_ldp_"
 MAX_QUERY_CHARS = 400  # Tavily refuses longer queries
 CHARS_PER_TOKEN = 4  # for web_fetch's max_content_tokens, which counts tokens, roughly
 
@@ -94,10 +99,13 @@ class Outcome:
 
 class WebToolSession:
     def __init__(self, spec: WebToolsSpec, settings: TavilySettings,
-                 known_urls: Iterable[str] = ()) -> None:
-        """``known_urls``: what the request made fetchable (``urls.conversation_urls``)."""
+                 messages: Sequence[Message] = (), known_urls: Iterable[str] = ()) -> None:
+        """``messages``: the request's conversation, whose URLs become fetchable as the fetch
+        tool's ``url_sources`` allow; ``known_urls``: more of them, already found."""
         self.spec, self.settings = spec, settings
-        self._known = {url for url in map(normalize_url, known_urls) if url is not None}
+        self._sources = spec.fetch.url_sources if spec.fetch is not None else UrlSources()
+        self._known = conversation_urls(messages, self._sources)
+        self.learn(known_urls)
         self._sent = {SEARCH: 0, FETCH: 0}
         self._done = {SEARCH: 0, FETCH: 0}
 
@@ -166,7 +174,8 @@ class WebToolSession:
     def _found(self, kind: ResultKind, tool: ToolName, result: ServerToolResult,
                text: str) -> Outcome:
         self._done[tool] += 1
-        self._known |= result_urls(result)
+        if self._sources.server_tool_results.admits(tool):
+            self._known |= result_urls(result)
         return Outcome(kind, result, text)
 
     def _search(self, query: str) -> Planned:
@@ -201,6 +210,19 @@ class WebToolSession:
             max_chars = min(max_chars, spec.max_content_tokens * CHARS_PER_TOKEN)
         return Planned(FETCH, shown,
                        call=FetchCall(normal, urlsplit(normal).hostname or "", max_chars))
+
+
+def server_tool_id(message_id: str, n: int) -> str:
+    """The id of the ``n``-th server_tool_use block of the response ``message_id``: unique in
+    a conversation, in Anthropic's ``srvtoolu_`` form, and marked as the proxy's own, so that
+    a later turn can tell our result blocks (whose ``encrypted_content`` is readable text)
+    from Anthropic's (whose is not)."""
+    tail = re.sub(r"[^A-Za-z0-9]", "", message_id)[-24:]
+    return f"{OWN_ID_PREFIX}{tail}_{n}"
+
+
+def is_own_tool_id(tool_id: str) -> bool:
+    return tool_id.startswith(OWN_ID_PREFIX)
 
 
 def _arguments(arguments: str | Mapping[str, Any]) -> dict[str, Any] | None:

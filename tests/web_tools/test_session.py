@@ -12,11 +12,13 @@ from proxy.canonical import (
     BlockStart,
     BlockStop,
     Event,
+    Message,
     MessageDelta,
     MessageStart,
     MessageStop,
     ServerToolError,
     ServerToolUse,
+    TextPart,
     ToolArgsDelta,
     Usage,
     WebFetchPage,
@@ -175,7 +177,8 @@ def test_a_malformed_search_answer_is_unavailable(answer: Any) -> None:
 
 
 def test_fetch_only_what_the_conversation_holds_then_what_results_add() -> None:
-    session = WebToolSession(BOTH, SETTINGS, known_urls=["https://user.example/start"])
+    user = Message("user", (TextPart("start at https://user.example/start please"),))
+    session = WebToolSession(BOTH, SETTINGS, [user])
     made_up = session.plan("web_fetch", {"url": "https://site1.example.com/q"})
     assert made_up.error == ServerToolError("url_not_in_prior_context")
     session.finish(session.plan("web_search", {"query": "q"}), search_answer("q"))
