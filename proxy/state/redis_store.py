@@ -51,9 +51,11 @@ class RedisStore:
         self._deadline = 2 * timeout + 1.0  # a reconnect and one retry, with room to spare
         self._client = Redis.from_url(
             client_url, socket_connect_timeout=timeout, socket_timeout=timeout,
-            # One quick retry takes a pooled connection that died with a restarted Redis
-            # through a fresh one; more would only stretch the wait when Redis is down.
-            retry=Retry(NoBackoff(), 1), health_check_interval=30)
+            # One quick retry after a broken connection (a pooled one that died with a
+            # restarted Redis) goes through a fresh one; none after a timeout, and no more:
+            # they would only stretch the wait while Redis is down or stalled.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,)),
+            retry_on_error=[redis_errors.ConnectionError], health_check_interval=30)
         self._incr = self._client.register_script(INCR_SCRIPT)
 
     def __repr__(self) -> str:

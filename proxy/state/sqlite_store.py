@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS entries (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
 """
+HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entries'"
 LIVE = "SELECT value, expires FROM entries WHERE key = ? AND expires > ?"
 PUT = "INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)"
 SWEEP = ("DELETE FROM entries WHERE key IN "
@@ -129,9 +130,11 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
-
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)
-        self._thread.shutdown(wait=True)
+        # A thread stuck on a stalled disk is left behind, not waited for.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._timeout + 1.0):
+                await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
     async def _call(self, work: Callable[[sqlite3.Connection], T], *,
                     writes: bool = False) -> T:
@@ -167,10 +170,9 @@ class SqliteStore:
         db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
                              check_same_thread=False)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(db, self._timeout)
             db.execute("PRAGMA synchronous=NORMAL")
-            with _immediate(db):
-                _create_schema(db)
+            _create_schema(db)
         except BaseException:
             db.close()
             raise
@@ -204,10 +206,29 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
             db.execute("ROLLBACK")
 
 
+def _enter_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL. The switch answers "busy" at once, without the busy
+    handler, while another process makes the same switch: so wait and try again here."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _create_schema(db: sqlite3.Connection) -> None:
-    for statement in SCHEMA.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    """Create the table unless it is there. Looking first needs no write lock, so a store
+    opened while another process writes can still read."""
+    if db.execute(HAS_TABLE).fetchone() is not None:
+        return
+    with _immediate(db):
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
 
 
 def _create_private(path: Path) -> None:
