@@ -56,6 +56,7 @@ class RedisStore:
             # they would only stretch the wait while Redis is down or stalled.
             retry=Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,)),
             retry_on_error=[redis_errors.ConnectionError], health_check_interval=30)
+        _check_options(self._client, self.label)
         self._incr = self._client.register_script(INCR_SCRIPT)
 
     def __repr__(self) -> str:
@@ -145,6 +146,17 @@ def redact(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _check_options(client: Redis, label: str) -> None:
+    """Make one connection object (it connects only when used) so that an option the URL
+    misspells fails now, at startup, as a ValueError, not later on every call."""
+    pool = client.connection_pool
+    try:
+        pool.connection_class(**pool.connection_kwargs)
+    except TypeError as exc:
+        raise ValueError(f"STATE_URL {label}: an option the redis client does not take "
+                         f"({exc})") from exc
 
 
 def _as_bytes(value: bytes | str) -> bytes:

@@ -30,8 +30,10 @@ KINDS = ["memory", "sqlite", "redis"]
 
 
 def find_redis_server() -> str | None:
-    for path in (os.environ.get("REDIS_SERVER_BIN"), shutil.which("redis-server"),
-                 "/usr/bin/redis-server", "/usr/sbin/redis-server"):
+    """``$REDIS_SERVER_BIN`` when set (and then only that), else ``redis-server`` on PATH."""
+    chosen = os.environ.get("REDIS_SERVER_BIN")
+    candidates = [chosen] if chosen else [shutil.which("redis-server"), "/usr/bin/redis-server"]
+    for path in candidates:
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return path
     return None

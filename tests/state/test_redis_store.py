@@ -138,6 +138,13 @@ async def test_a_stalled_server_times_out_then_the_store_recovers(
     await store.close()
 
 
+def test_a_url_option_the_client_does_not_take_fails_at_once() -> None:
+    with pytest.raises(ValueError, match="an option the redis client does not take"):
+        RedisStore("redis://:pw@127.0.0.1:6379/0?sockettimeout=3")
+    with pytest.raises(ValueError):
+        RedisStore("redis://127.0.0.1:6379/0?db=zero")
+
+
 async def test_tls_urls_make_a_tls_store() -> None:
     store = RedisStore("rediss://:pw@127.0.0.1:6380/0?prefix=p:")
     assert (store.label, store.prefix) == ("rediss://:***@127.0.0.1:6380/0", "p:")

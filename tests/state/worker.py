@@ -3,6 +3,8 @@
 * ``incr URL KEY N``: open the store ``URL`` names, print ``ready``, wait for a line on
   stdin (so that two workers start together), add 1 to ``KEY`` N times, and print the
   totals it got back as one JSON list;
+* ``claim URL KEY N``: the same start, then ``set_if_absent`` on ``KEY:0`` … ``KEY:N-1``,
+  and print the numbers of those it won, as one JSON list;
 * ``lock PATH``: take SQLite's write lock on ``PATH``, print ``locked``, and hold it until
   stdin closes.
 """
@@ -17,16 +19,20 @@ import sys
 from proxy.state import open_store
 
 
-async def incr(url: str, key: str, times: int) -> None:
+async def race(command: str, url: str, key: str, times: int) -> None:
     store = open_store(url, workers=2, state_directory=None)
     try:
         await store.ping()  # connect before the start signal
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
-        totals = [await store.incr(key, 1, 60) for _ in range(times)]
+        if command == "incr":
+            results = [await store.incr(key, 1, 60) for _ in range(times)]
+        else:
+            results = [i for i in range(times)
+                       if await store.set_if_absent(f"{key}:{i}", b"won", 60)]
     finally:
         await store.close()
-    print(json.dumps(totals), flush=True)
+    print(json.dumps(results), flush=True)
 
 
 def lock(path: str) -> None:
@@ -39,8 +45,8 @@ def lock(path: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if argv[0] == "incr":
-        asyncio.run(incr(argv[1], argv[2], int(argv[3])))
+    if argv[0] in ("incr", "claim"):
+        asyncio.run(race(argv[0], argv[1], argv[2], int(argv[3])))
     elif argv[0] == "lock":
         lock(argv[1])
     else:
