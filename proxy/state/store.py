@@ -40,6 +40,11 @@ class Store(Protocol):
         """Up to ``limit`` live entries whose keys start with ``prefix``."""
         ...
 
+    async def ping(self) -> bool:
+        """True when the store answers now (for /health); False, never an exception, when
+        it does not."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -85,6 +90,9 @@ class MemoryStore:
         found = [(k, v) for k, (v, until) in self._data.items()
                  if k.startswith(prefix) and until > now]
         return found[:limit]
+
+    async def ping(self) -> bool:
+        return True
 
     async def close(self) -> None:
         self._data.clear()
