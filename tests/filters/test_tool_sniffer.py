@@ -73,7 +73,7 @@ def run(pieces: list[str], names: tuple[str, ...] = NAMES, *, batch: int = 1,
     return coalesce(out)
 
 
-def blocks(events: list[Event]) -> list[tuple[str, Any]]:
+def blocks(events: list[Event]) -> list[tuple[Any, ...]]:
     """("text", text) and ("tool", name, args) per block, via the canonical collector."""
     collector = Collector()
     collector.feed(events)
