@@ -100,5 +100,6 @@ def flatten_tool_parts(request: Request) -> Request:
         return request
     names = tool_names(request.messages)
     messages = tuple(Message(m.role, tuple(message_parts_as_text(m.parts, names)))
-                     for m in request.messages)
+                     if any(isinstance(p, ToolUsePart | ToolResultPart) for p in m.parts)
+                     else m for m in request.messages)
     return replace(request, messages=messages)

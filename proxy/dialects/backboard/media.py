@@ -27,7 +27,7 @@ def without_media(request: Request) -> Request:
     """``request`` with every image and non-text document replaced by a marker."""
     dropped: list[str] = []
     messages = tuple(_message(m, i, dropped) for i, m in enumerate(request.messages))
-    if not dropped:
+    if messages == request.messages:
         return request
     return replace(request, messages=messages, dropped=(*request.dropped, *dropped))
 
