@@ -345,6 +345,25 @@ async def test_scripted_replies_come_first_in_order(bb: Client, fake: FakeBackbo
     assert text_of(await bb.stream(thread, "four")) == "You said: four"
 
 
+async def test_a_reply_can_hold_until_the_test_releases_it(bb: Client,
+                                                            fake: FakeBackboard) -> None:
+    thread = await bb.thread()
+    reply = Reply(pieces=["Lead text. ", '{"tool": "Read", "args": {}}'], hold_after=1)
+    fake.script(reply)
+    headers = bb.headers()
+    async with bb.session.post(f"{bb.base}/threads/{thread}/messages", headers=headers,
+                               json={"content": "go", "stream": True}) as response:
+        await reply.holding.wait()
+        decoder, seen = SSEDecoder(), []
+        while not any(f.get("type") == "content_streaming" for f in seen):
+            seen += [json.loads(d) for d in decoder.frames(await response.content.readany())]
+        assert [f.get("content") for f in seen if f["type"] == "content_streaming"] == [
+            "Lead text. "]
+        reply.release.set()
+        rest = [json.loads(d) for d in decoder.frames(await response.content.read())]
+    assert [f["type"] for f in rest] == ["content_streaming", "run_ended"]
+
+
 @pytest.mark.parametrize(("fault", "last"), [
     ("error", {"type": "error", "error": "boom"}),
     ("run_failed", {"type": "run_failed", "message": "boom"}),

@@ -153,6 +153,9 @@ async def answer_stream(fake: FakeBackboard, request: web.Request, thread: Threa
         for n, piece in enumerate(sent):
             if n and delay:
                 await asyncio.sleep(delay)
+            if n == reply.hold_after:
+                reply.holding.set()
+                await reply.release.wait()
             await response.write(wire.frame({"type": "content_streaming", "content": piece}))
         if reply.fault == "cut":
             _cut(request)

@@ -20,6 +20,7 @@ queue exact ``Reply``s (text, pieces, reasoning, delays, faults) or ``HTTPFault`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -48,6 +49,12 @@ class Reply:
     fault_message: str = "The model provider returned an error."
     status: str = "failed"  # run_ended's status for the "status" fault
     usage: bool = True  # run_ended carries token counts
+    # After ``hold_after`` pieces the stream waits until the test sets ``release``;
+    # ``holding`` is set when it starts waiting (proof without timing: the client has
+    # what came before while the rest is not even sent).
+    hold_after: int | None = None
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def content_pieces(self, default_chunk: int) -> list[str]:
         if self.pieces is not None:
