@@ -10,7 +10,7 @@ described to the model by ``proxy.prompt_tools``). It watches text blocks:
   and a line end) followed by ``{``;
 * a candidate that passes is held to its closing brace (strings and escapes tracked), or
   given up at the first character no JSON could hold there; a complete object that parses
-  as ``{"tool": NAME, "args": {...}}`` or ``{"calls": [...]}`` naming only known tools
+  as ``{"tool": _NAME, "args": {...}}`` or ``{"calls": [...]}`` naming only known tools
   becomes one ``tool_use`` block per call, its arguments as one ``ToolArgsDelta``;
 * anything else (malformed JSON, an unknown tool, an object the text block abandons) is
   released as text, nothing lost; a call may come anywhere, after lead text or another
@@ -52,8 +52,8 @@ _OUTSIDE = re.compile(r'["{}]|[^\s\[\],:0-9.eE+\-truefalsn]')
 _KEYS = ("tool", "calls")
 _ARGS = ("args", "arguments", "input", "parameters")
 
-NORMAL, FENCE, OBJECT, CLOSING = range(4)  # modes
-OPEN, KEY, COLON, VALUE, NAME, BODY = range(6)  # the head of a candidate object
+_NORMAL, _FENCE, _OBJECT, _CLOSING = range(4)  # modes
+_OPEN, _KEY, _COLON, _VALUE, _NAME, _BODY = range(6)  # the head of a candidate object
 
 
 def random_tool_id() -> str:
@@ -76,13 +76,13 @@ class ToolSniffer:
         self._reset()
 
     def _reset(self) -> None:
-        self._mode = NORMAL
+        self._mode = _NORMAL
         self._held: list[str] = []  # what is held back, raw
         self._prefix = ""  # a fence opener before the object
         self._ticks = 0
         self._phase = 0
         self._info = ""
-        self._head = OPEN
+        self._head = _OPEN
         self._key = ""
         self._word = ""
         self._depth = 0
@@ -152,7 +152,7 @@ class ToolSniffer:
         i, n = 0, len(text)
         while i < n:
             mode = self._mode
-            if mode == NORMAL:
+            if mode == _NORMAL:
                 found = _TRIGGER.search(text, i)
                 if found is None:
                     self._emit_text(text[i:] if i else text)
@@ -163,31 +163,31 @@ class ToolSniffer:
                 if text[j] == "{":
                     self._begin_object("")
                 else:
-                    self._mode, self._held, self._ticks, self._phase = FENCE, ["`"], 1, 0
+                    self._mode, self._held, self._ticks, self._phase = _FENCE, ["`"], 1, 0
                     self._info = ""
                 i = j + 1
-            elif mode == OBJECT:
+            elif mode == _OBJECT:
                 i = self._object(text, i)
-            elif mode == FENCE:
+            elif mode == _FENCE:
                 i = self._fence(text, i)
             else:
                 i = self._closing(text, i)
 
     def _begin_object(self, prefix: str) -> None:
-        self._mode, self._prefix, self._held = OBJECT, prefix, ["{"]
-        self._head, self._key, self._word = OPEN, "", ""
+        self._mode, self._prefix, self._held = _OBJECT, prefix, ["{"]
+        self._head, self._key, self._word = _OPEN, "", ""
         self._depth, self._in_string, self._escaped = 1, False, False
 
     def _object(self, text: str, i: int) -> int:
         """Read a candidate from ``text[i:]``; the index to go on from."""
         start = i
-        while self._head != BODY and i < len(text):
+        while self._head != _BODY and i < len(text):
             if not self._head_step(text[i]):
                 self._held.append(text[start:i])
                 self._release()
                 return i  # the character that decided is read again, as text
             i += 1
-        if self._head == BODY:
+        if self._head == _BODY:
             end = self._body(text, i)
             if end < 0:
                 i = len(text)
@@ -205,33 +205,33 @@ class ToolSniffer:
     def _head_step(self, c: str) -> bool:
         """One character of ``{"tool": "NAME"`` or ``{"calls": [``; False rejects."""
         head = self._head
-        if head in (OPEN, COLON, VALUE) and c.isspace():
+        if head in (_OPEN, _COLON, _VALUE) and c.isspace():
             return True
-        if head == OPEN:
-            self._head, self._in_string = KEY, True
+        if head == _OPEN:
+            self._head, self._in_string = _KEY, True
             return c == '"'
-        if head in (KEY, NAME):
+        if head in (_KEY, _NAME):
             if c == "\\":  # an escape: only the whole object can tell
-                self._head, self._escaped = BODY, True
+                self._head, self._escaped = _BODY, True
                 return True
             if c == '"':
                 self._in_string = False
-                if head == KEY:
-                    self._head, self._key, self._word = COLON, self._word, ""
+                if head == _KEY:
+                    self._head, self._key, self._word = _COLON, self._word, ""
                     return self._key in _KEYS
-                self._head = BODY
+                self._head = _BODY
                 return self._word in self._names
             self._word += c
-            if head == KEY:
+            if head == _KEY:
                 return any(k.startswith(self._word) for k in _KEYS)
             return self._word in self._prefixes
-        if head == COLON:
-            self._head = VALUE
+        if head == _COLON:
+            self._head = _VALUE
             return c == ":"
-        if self._key == "tool":  # VALUE: the name's opening quote
-            self._head, self._in_string = NAME, True
+        if self._key == "tool":  # _VALUE: the name's opening quote
+            self._head, self._in_string = _NAME, True
             return c == '"'
-        self._head = BODY  # VALUE of "calls": the list, read as a whole
+        self._head = _BODY  # _VALUE of "calls": the list, read as a whole
         return c == "["
 
     def _body(self, text: str, i: int) -> int:
@@ -278,7 +278,7 @@ class ToolSniffer:
         self._reset()
         self._emit_calls(calls)
         if fenced:
-            self._mode, self._ticks = CLOSING, 0
+            self._mode, self._ticks = _CLOSING, 0
 
     def _calls_in(self, raw: str) -> list[tuple[str, dict[str, Any]]] | None:
         try:

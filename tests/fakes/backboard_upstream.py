@@ -10,9 +10,10 @@ streaming and not, in the recorded layouts; the model in ``backboard_model``), `
 /models`` (filters, ``limit`` 1..500) and ``/models/providers``. ``GET
 /__mock/requests`` returns the journal without auth.
 
-Per test: ``script(Reply | HTTPFault, ...)`` queues message answers; ``fail(status, ...)``
-makes a route answer an HTTP error; ``wire`` switches the stream layout; ``calls`` is the
-journal (route, account, fields as parsed, status). Standalone:
+Per test: ``script(Reply | HTTPFault, ...)`` queues message answers (a ``Reply`` can hold
+its stream after N pieces until the test releases it); ``fail(status, ...)`` makes a
+route answer an HTTP error; ``wire`` switches the stream layout; ``calls`` is the journal
+(route, account, fields as parsed, status); ``sent()`` the contents posted. Standalone:
 ``python -m tests.fakes.backboard_upstream --port N [--key K]...``.
 """
 
