@@ -12,6 +12,7 @@ from aiohttp import web
 from proxy.app import create_app, server_options
 from proxy.config import Settings
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
+from tests.fakes.backboard_upstream import FakeBackboard
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 ProxyFactory = Callable[..., Awaitable[str]]
@@ -67,3 +68,12 @@ async def o2a_url(anthropic_upstream: FakeAnthropicUpstream, start_proxy: ProxyF
                             upstream_dialect="anthropic", upstream_api_key="sk-ant-test-key",
                             model="claude-default")
     return url + "/v1"
+
+
+@pytest.fixture
+async def backboard_upstream() -> AsyncIterator[FakeBackboard]:
+    """The fake backboard.io API; ``base_url`` ends in /api, its key is ``bb-test-key``."""
+    fake = FakeBackboard()
+    await fake.start()
+    yield fake
+    await fake.stop()
