@@ -52,6 +52,8 @@ class Settings:
     system_prompt: str = ""
     anthropic_version: str = "2023-06-01"
     anthropic_beta: str = ""
+    thread_ttl: float = 1800.0
+    thread_pool_size: int = 4
     claude_code_headers: bool = False
     claude_code_profile: str = ""  # JSON object of headers over the built-in profile
     config_path: str = ""
@@ -144,6 +146,10 @@ SETTINGS = (
           "Anthropic upstream when the client sends none"),
     _Spec("anthropic_beta", "--anthropic-beta", "anthropic-beta flags added for an Anthropic "
           "upstream (comma-separated)"),
+    _Spec("thread_ttl", "--thread-ttl", "backboard: seconds a conversation's thread is "
+          "remembered after its last turn (then its history is replayed to a fresh one)"),
+    _Spec("thread_pool_size", "--thread-pool-size", "backboard: warm threads kept ready per "
+          "key, so a new conversation never waits for one"),
     _Spec("claude_code_headers", "--claude-code-headers", "present requests to an Anthropic "
           "upstream as Claude Code does (user agent, x-app, betas); may breach the "
           "provider's terms"),
@@ -195,8 +201,8 @@ def load_settings(argv: Sequence[str] | None = None,
         values = {**file.settings, **values, "providers_file": file}
     settings = Settings(**values)
     _check_choices(settings)
-    return replace(settings, upstream_url=normalize_upstream(settings.upstream_url,
-                                                             settings.anthropic))
+    url = settings.upstream_url or KINDS[settings.upstream_dialect].default_url
+    return replace(settings, upstream_url=normalize_upstream(url, settings.anthropic))
 
 
 def _providers_file(path: str) -> ProvidersFile | None:
@@ -213,6 +219,7 @@ def _check_ranges(settings: Settings) -> None:
                               ("connect_timeout", 0, True), ("read_timeout", 0, True),
                               ("max_body_bytes", 0, True), ("ping_interval", 0, False),
                               ("body_read_timeout", 0, True), ("max_frame_bytes", 1024, False),
+                              ("thread_ttl", 0, True), ("thread_pool_size", 0, False),
                               ("grace_period", 0, False), ("max_connections", 1, False),
                               ("max_connections_per_host", 1, False)):
         value = getattr(settings, name)

@@ -22,11 +22,17 @@ class Kind:
     wire: Wire | None  # what a same-dialect relay passes through; None: always translated
     backend: str  # "module:Class", the class implementing proxy.backends.base.Backend
     needs_url: bool = True  # a base URL must be configured
+    default_url: str = ""  # used when none is configured
+    # A refused provider key is normally the proxy's fault (a 502); for kinds whose keys
+    # the client may bring or that speak for the client's account, the client hears it.
+    passes_auth_errors: bool = False
 
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("openai", "openai", "proxy.backends.openai_http:OpenAIBackend"),
     Kind("anthropic", "anthropic", "proxy.backends.anthropic_http:AnthropicBackend"),
+    Kind("backboard", None, "proxy.backends.backboard:BackboardBackend",
+         default_url="https://app.backboard.io/api", passes_auth_errors=True),
 )}
 
 

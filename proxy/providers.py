@@ -180,7 +180,9 @@ def _provider(top: _Reader, item: Any, where: str, position: int) -> Provider:
     keys = [k.strip() for k in [*keys, *single.split(",")] if isinstance(k, str) and k.strip()]
     headers = _string_map(top, item, "headers", where) or {}
     models = top.get(item, "models", list, where=where) or []
-    base_url = top.get(item, "base_url", str, where=where, required=True)
+    default_url = KINDS[kind].default_url
+    base_url = top.get(item, "base_url", str, where=where, required=not default_url) \
+        or default_url
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise top.fault(f"{where}.base_url", "must be an http:// or https:// URL with a host")

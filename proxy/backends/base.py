@@ -67,6 +67,35 @@ class Backend(Protocol):
         ...
 
 
+@runtime_checkable
+class Listing(Protocol):
+    """A backend that can say which models it serves (``GET /v1/models``)."""
+
+    async def models(self) -> list[tuple[str, str]]:
+        """(id, display name) pairs, as a client should name them."""
+        ...
+
+
+@runtime_checkable
+class Debugging(Protocol):
+    """A backend with state worth showing (``GET /debug/state``, ``POST /debug/clear``)."""
+
+    async def debug_state(self) -> dict[str, object]: ...
+
+    async def debug_clear(self) -> int:
+        """Forget what it keeps; the number of entries forgotten."""
+        ...
+
+
+@runtime_checkable
+class Pinning(Protocol):
+    """A backend whose conversations belong to one key (a thread made with it)."""
+
+    async def key_for(self, request: Request) -> str | None:
+        """The key this request's conversation is bound to, if any."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class RelayRequest:
     """A client's request to pass through as it came (its model name changed, if must)."""

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from proxy.backends.base import Backend, Batches, Call
+from proxy.backends.base import Backend, Batches, Call, Pinning
 from proxy.backends.keys import KeyPool
 from proxy.canonical import Event, MessageStart, Request, Usage
 from proxy.config import Settings
@@ -75,6 +75,7 @@ class Attempts:
     _route: int = 0
     _tried: set[str] = field(default_factory=set)
     _current: tuple[Route, str | None] | None = None
+    _pinned: dict[str, str] = field(default_factory=dict)  # provider -> its bound key
     _failure: str = ""  # the last failure, told in the log once we know what comes next
 
     def __post_init__(self) -> None:
@@ -98,7 +99,8 @@ class Attempts:
             route = self.plan.routes[self._route]
             pool = self.pools[route.provider.name]
             last_resort = self.count == 0 and self._route == len(self.plan.routes) - 1
-            key = (await pool.take(frozenset(self._tried), resting_ok=last_resort)
+            key = (await pool.take(frozenset(self._tried), resting_ok=last_resort,
+                                   prefer=self._pinned.get(route.provider.name))
                    if len(pool) else None)
             if key is not None or (not len(pool) and not self._tried):
                 self._tried.add(key or "")
@@ -108,6 +110,15 @@ class Attempts:
                 return self._current
             self._route, self._tried = self._route + 1, set()
         return None
+
+    async def pin(self, backends: Mapping[str, Backend], request: Request) -> None:
+        """Conversations bound to a key (a backboard thread) try that key first."""
+        for route in self.plan.routes:
+            backend = backends[route.provider.name]
+            if isinstance(backend, Pinning) and route.provider.name not in self._pinned:
+                key = await backend.key_for(request)
+                if key is not None:
+                    self._pinned[route.provider.name] = key
 
     async def failed(self, error: UpstreamError) -> bool:
         """Note the failure; True when another attempt may help."""
@@ -129,7 +140,8 @@ class Attempts:
         proxy's own key is the proxy's fault, not the client's: a 502, never a 401 that
         sends Claude Code to /login and stops the SDKs retrying."""
         route, key = self._current or (None, None)
-        if error.status in (401, 403) and route is not None and key in route.provider.keys:
+        if error.status in (401, 403) and route is not None and key in route.provider.keys \
+                and not route.provider.backend_kind.passes_auth_errors:
             error = UpstreamStatusError(
                 f"The upstream {route.provider.name!r} refused the proxy's key "
                 f"({error.status}): {error.message}", status=502, kind="api_error")
@@ -185,6 +197,7 @@ async def _commit(backends: Mapping[str, Backend], attempts: Attempts, request: 
                   call: Call, wait: float
                   ) -> tuple[list[Event], Batches, NextBatch | None, bool]:
     last: UpstreamError | None = None
+    await attempts.pin(backends, request)
     while (target := await attempts.next()) is not None:
         route, key = target
         batches = backends[route.provider.name].stream(request, call, route, key)

@@ -45,13 +45,17 @@ class KeyPool:
         return len(self._keys)
 
     async def take(self, exclude: frozenset[str] = frozenset(), *,
-                   resting_ok: bool = True) -> str | None:
+                   resting_ok: bool = True, prefer: str | None = None) -> str | None:
         """The next well key (round-robin), skipping ``exclude`` (tried this request);
-        with ``resting_ok``, when none is well, the resting one back soonest."""
+        ``prefer`` first when it is well; with ``resting_ok``, when none is well, the
+        resting one back soonest."""
         if not self._keys:
             return None
         await self._refresh()
         now = self._now()
+        if prefer in self._names and prefer not in exclude \
+                and self._resting.get(prefer, 0.0) <= now:
+            return prefer
         count = len(self._keys)
         for step in range(count):
             key = self._keys[(self._next + step) % count]

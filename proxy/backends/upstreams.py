@@ -7,20 +7,32 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 
 import aiohttp
 
-from proxy.backends.base import Backend, Batches, Call, Context, Relaying, RelayRequest
+from proxy.backends.base import (
+    Backend,
+    Batches,
+    Call,
+    Context,
+    Debugging,
+    Listing,
+    Relaying,
+    RelayRequest,
+)
 from proxy.backends.failover import Attempts, passthrough_key, stream_with_failover
 from proxy.backends.keys import KeyPool
 from proxy.backends.relay import Refusal, relay_with_failover
 from proxy.canonical import Request
+from proxy.errors import ProxyError
 from proxy.observe.trace import Trace
 from proxy.providers import Provider
 from proxy.routing import Plan
 
+log = logging.getLogger("proxy.upstreams")
 BackendFactory = Callable[[Provider, Context], Backend]
 
 
@@ -38,6 +50,7 @@ class Upstreams:
         self.backends: dict[str, Backend] = {}
         self.relayers: dict[str, Relaying] = {}  # the backends that can relay their wire
         self.pools: dict[str, KeyPool] = {}
+        self._providers: tuple[Provider, ...] = ()
 
     @contextlib.asynccontextmanager
     async def opened(self, providers: tuple[Provider, ...]) -> AsyncIterator[Upstreams]:
@@ -51,7 +64,28 @@ class Upstreams:
                     self.relayers[provider.name] = backend
                 self.pools[provider.name] = KeyPool(provider.name, provider.keys,
                                                     self._context.store)
+            self._providers = providers
             yield self
+
+    async def listed_models(self, configured: list[tuple[str, str]]
+                            ) -> list[tuple[str, str]]:
+        """The configured models, and those of providers that list their own and have
+        none configured (a backboard provider)."""
+        listed = list(configured)
+        if configured and len(self._providers) == 1:
+            return listed
+        for provider in self._providers:
+            backend = self.backends[provider.name]
+            if not provider.models and isinstance(backend, Listing):
+                try:
+                    listed += await backend.models()
+                except ProxyError as exc:
+                    log.warning("%s: its models could not be listed: %s", provider.name,
+                                exc.message)
+        return list(dict.fromkeys(listed))
+
+    def debugging(self) -> dict[str, Debugging]:
+        return {name: b for name, b in self.backends.items() if isinstance(b, Debugging)}
 
     def attempts(self, plan: Plan, client_key: str | None, trace: Trace) -> Attempts:
         settings, masker = self._context.settings, self._context.masker

@@ -12,14 +12,16 @@ from proxy.dialects.anthropic import responses as anthropic_responses
 from proxy.dialects.openai import responses as openai_responses
 from proxy.edge.body import json_response
 from proxy.edge.chat import chat_completions
+from proxy.edge.debug import debug_clear, debug_state
 from proxy.edge.errors import ANTHROPIC, client_dialect
 from proxy.edge.messages import count_tokens, messages
-from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY
+from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, UPSTREAMS_KEY
 
 
 async def models(request: web.Request) -> web.Response:
     """``GET /v1/models`` in the asking client's format."""
-    listed = request.app[ROUTER_KEY].listed_models()
+    listed = await request.app[UPSTREAMS_KEY].listed_models(
+        request.app[ROUTER_KEY].listed_models())
     if client_dialect(request) == ANTHROPIC:
         return json_response(anthropic_responses.models_body(listed))
     return json_response(openai_responses.models_body(listed))
@@ -52,3 +54,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", root)
+    app.router.add_get("/debug/state", debug_state)
+    app.router.add_post("/debug/clear", debug_clear)
