@@ -86,7 +86,7 @@ _CLI = ("the Claude Code CLI backend", 11,
         "meanwhile an Anthropic API key works: --upstream https://api.anthropic.com "
         "--upstream-dialect anthropic")
 # The Go proxy's config.json loads unchanged (README), so its Tavily key only warns.
-_TAVILY = ("web_search and web_fetch through Tavily", 12,
+_TAVILY = ("web search through Tavily (web_search, web_fetch)", 12,
            "until then Claude Code's web search does nothing through this proxy", False)
 
 ENTRIES: tuple[Entry, ...] = (
