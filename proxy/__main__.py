@@ -43,8 +43,8 @@ def _announce(settings: Settings) -> None:
         log.warning(
             "No upstream is configured, so requests will be refused with a clear error. "
             "Set one with --upstream URL (or UPSTREAM_URL in the environment or .env): an "
-            "OpenAI-compatible base URL ending in /v1, e.g. "
-            "`python -m proxy --upstream https://api.deepseek.com/v1 --model deepseek-chat`; "
+            "OpenAI-compatible base URL ending in /v1, e.g. `bash scripts/serve --upstream "
+            "https://api.deepseek.com/v1 --model deepseek-chat`; "
             "or several with --config FILE (a config.json in the working directory is read "
             "by itself). backboard.io and the Claude Code CLI as backends are not built yet.")
 

@@ -351,6 +351,8 @@ async def test_codingplanproxy(tmp_path: Path) -> None:
     assert [m["id"] for m in models] == ["claude-sonnet-4-20250514"]
     for name in ("BASE_URL", "API_KEY", "MODEL_NAME"):
         assert f"{name} (codingplanproxy's, from .env) read as" in log
+    (sample,) = block(DOC, "output", "codingplanproxy-start").splitlines()  # the doc's
+    assert swapped(sample, upstream, port) in log
     assert "sk-ant-api03" not in log
 
 
