@@ -7,7 +7,7 @@ shows them, but: an upstream it names (``https://api.deepseek.com/v1``,
 is a free one (through ``PORT``, or ``PROXY_URL`` for the client: the commands are left as
 written). ``bash scripts/test`` is the command CI runs (``.ci/run``), which runs this
 suite: checked to be so, not run from inside itself. The commands of docs/clients.md run
-in tests/e2e/test_clients.py, those of docs/migrating.md in tests/test_migration.py;
+in tests/e2e/test_clients.py, those of docs/migrating.md in tests/test_migrating_doc.py;
 docs/systemd.md's need root and systemd (tests/test_systemd.py runs the unit's command).
 """
 
