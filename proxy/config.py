@@ -217,9 +217,9 @@ def load_settings(argv: Sequence[str] | None = None,
         "environment": {n: environ[n] for n in names if environ.get(n)},
         ".env": {n: dotenv[n] for n in names if dotenv.get(n)},
     }
-    notes = migration.apply(found, layers)
+    notes, taken = migration.apply(found, layers)
     raw = {**layers[".env"], **layers["environment"], **layers["flag"]}
-    notes += migration.fallbacks(raw, found, Path.cwd() if cwd is None else cwd)
+    notes += migration.fallbacks(raw, found, taken, Path.cwd() if cwd is None else cwd)
     types = {f.name: f.type for f in fields(Settings)}
     values: dict[str, Any] = {spec.name: _convert(raw[spec.name.upper()],
                                                   str(types[spec.name]), spec.name.upper())

@@ -41,6 +41,7 @@ class Mapped:
     why: str = ""  # said in the log after the mapping
     secret: bool = False
     metavar: str | None = None  # for a flag: its value's name; None: a switch
+    with_upstream: bool = False  # read only with the seed's own upstream (a key for it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,8 @@ ENTRIES: tuple[Entry, ...] = (
     Mapped("codingplanproxy", "BASE_URL",
            lambda v: {"UPSTREAM_URL": v, "UPSTREAM_DIALECT": "anthropic"},
            why="codingplanproxy's upstream is always the Anthropic API or a relay of it"),
-    Mapped("codingplanproxy", "API_KEY", lambda v: {"UPSTREAM_API_KEY": v}, secret=True),
+    Mapped("codingplanproxy", "API_KEY", lambda v: {"UPSTREAM_API_KEY": v}, secret=True,
+           with_upstream=True),
     Mapped("codingplanproxy", "MODEL_NAME", lambda v: {"MODEL": v},
            why="the model for requests that name none; a request's own model wins"),
     Mapped("bbd2api and claude-proxy", "DEBUG", _debug),
@@ -207,14 +209,17 @@ def warnings(found: Sequence[Found]) -> list[Note]:
             if isinstance(f.entry, NotYet) and not f.entry.stops]
 
 
-def apply(found: Sequence[Found], layers: dict[str, Values]) -> list[Note]:
+def apply(found: Sequence[Found], layers: dict[str, Values]) -> tuple[list[Note], set[str]]:
     """Put the mapped values into ``layers`` (one dict per level in LEVELS), under our
-    names, unless our own name is given at the same or a higher level."""
+    names, unless our own name is given at the same or a higher level; when the first of
+    an entry's names is (BASE_URL's UPSTREAM_URL), none of its names is taken. Returns the
+    notes and our names taken from theirs."""
     own = {level: set(values) for level, values in layers.items()}
     notes: list[Note] = []
+    names: set[str] = set()
     for item in found:
         entry = item.entry
-        if not isinstance(entry, Mapped):
+        if not isinstance(entry, Mapped) or entry.with_upstream:
             continue
         values = entry.to(item.raw)
         if not values:
@@ -222,34 +227,55 @@ def apply(found: Sequence[Found], layers: dict[str, Values]) -> list[Note]:
                           "is not read as a log level"))
             continue
         higher = LEVELS[:LEVELS.index(item.level) + 1]
-        taken = {k: v for k, v in values.items() if not any(k in own[lv] for lv in higher)}
-        beaten = [f"{k} ({next(lv for lv in higher if k in own[lv])})"
-                  for k in values if k not in taken]
+        ours = {k: next((lv for lv in higher if k in own[lv]), None) for k in values}
+        taken = {} if ours[next(iter(values))] else {
+            k: v for k, v in values.items() if ours[k] is None}
         layers[item.level].update(taken)
+        names.update(taken)
         if taken:
             why = f": {entry.why}" if entry.why else ""
             notes.append((logging.INFO, f"{item.label} read as {_shown(entry, taken)}{why}"))
+        beaten = [f"{k} ({level})" for k, level in ours.items() if level]
         if beaten:
             notes.append((logging.WARNING, f"{item.label} not used: ours is given, "
                           f"{', '.join(beaten)}"))
-    return notes
+    return notes, names
 
 
-def fallbacks(raw: Values, found: Sequence[Found], cwd: Path) -> list[Note]:
+def fallbacks(raw: Values, found: Sequence[Found], taken: set[str], cwd: Path) -> list[Note]:
     """With no upstream given at all: the Go proxy's ``config.json`` in the working
-    directory, else codingplanproxy's default upstream when its API_KEY was read."""
+    directory, else codingplanproxy's default upstream when its API_KEY is there. Then the
+    settings that go with codingplanproxy's upstream (API_KEY), if that is the upstream:
+    a stray API_KEY must never reach another one."""
     notes: list[Note] = []
+    bound = [f for f in found if isinstance(f.entry, Mapped) and f.entry.with_upstream]
+    theirs = "UPSTREAM_URL" in taken
     if not (raw.get("UPSTREAM_URL") or raw.get("CONFIG_PATH")):
         if (cwd / GO_CONFIG).is_file():
             raw["CONFIG_PATH"] = str(cwd / GO_CONFIG)
             notes.append((logging.INFO, f"{GO_CONFIG} in the working directory read as "
                           f"CONFIG_PATH={raw['CONFIG_PATH']}, as the Go claude-proxy does "
                           "when no other upstream is given"))
-        elif any(f.entry.name == "API_KEY" for f in found):
-            raw["UPSTREAM_URL"] = ANTHROPIC_API
+        elif bound:
+            raw["UPSTREAM_URL"], theirs = ANTHROPIC_API, True
             raw.setdefault("UPSTREAM_DIALECT", "anthropic")
             notes.append((logging.INFO, f"no BASE_URL: UPSTREAM_URL={ANTHROPIC_API}, "
                           "UPSTREAM_DIALECT=anthropic, codingplanproxy's default"))
+    for item in bound:
+        entry = item.entry
+        assert isinstance(entry, Mapped)
+        values = entry.to(item.raw)
+        given = [k for k in values if k in raw]
+        if not theirs:
+            notes.append((logging.WARNING, f"{item.label} not used: it goes with "
+                          f"{entry.seeds}'s BASE_URL, and the upstream here is another; "
+                          f"give its key as {', '.join(values)}"))
+        elif given:
+            notes.append((logging.WARNING, f"{item.label} not used: ours is given, "
+                          f"{', '.join(given)}"))
+        else:
+            raw.update(values)
+            notes.append((logging.INFO, f"{item.label} read as {_shown(entry, values)}"))
     seeds = {f.entry.seeds for f in found}
     if "codingplanproxy" in seeds and raw.get("CLAUDE_CODE_HEADERS", "").lower() not in TRUE:
         notes.append((logging.INFO, SEED_NOTES["codingplanproxy"]))

@@ -70,9 +70,27 @@ def test_codingplanproxy_minimal_env_means_the_anthropic_api(tmp_path: Path) -> 
 def test_ours_wins_at_the_same_level_and_the_log_says_so(tmp_path: Path) -> None:
     settings = load(tmp_path, dotenv="BASE_URL=http://theirs\nUPSTREAM_URL=http://ours\n")
     assert settings.upstream_url == "http://ours"
-    assert settings.upstream_dialect == "anthropic"  # what BASE_URL implies still holds
+    assert settings.upstream_dialect == "openai"  # BASE_URL's dialect went with it
     assert ("BASE_URL (codingplanproxy's, from .env) not used: ours is given, UPSTREAM_URL "
             "(.env)") in notes(settings, logging.WARNING)
+
+
+def test_a_stray_api_key_never_reaches_another_upstream(tmp_path: Path) -> None:
+    """API_KEY is codingplanproxy's key for its upstream; with ours (--upstream) it is
+    not sent there, and a stray BASE_URL changes neither the URL nor the dialect."""
+    env = {"API_KEY": "some-other-programs-key", "BASE_URL": "http://elsewhere"}
+    settings = load(tmp_path, ["--upstream", "https://api.deepseek.com/v1"], env=env)
+    assert (settings.upstream_url, settings.upstream_dialect, settings.upstream_api_key) == (
+        "https://api.deepseek.com/v1", "openai", "")
+    warned = notes(settings, logging.WARNING)
+    assert ("API_KEY (codingplanproxy's, from environment) not used: it goes with "
+            "codingplanproxy's BASE_URL, and the upstream here is another; give its key as "
+            "UPSTREAM_API_KEY") in warned
+    assert "BASE_URL (codingplanproxy's, from environment) not used: ours is given, " \
+           "UPSTREAM_URL (flag)" in warned
+    given = load(tmp_path, env={"API_KEY": "theirs"}, dotenv="UPSTREAM_API_KEY=ours\n")
+    assert given.upstream_api_key == "ours"
+    assert "not used: ours is given, UPSTREAM_API_KEY" in notes(given, logging.WARNING)
 
 
 def test_levels_hold_for_their_names_too(tmp_path: Path) -> None:
