@@ -34,7 +34,7 @@ def _announce(settings: Settings) -> None:
         for provider in file.providers:
             models = ", ".join(m.id for m in provider.models) or "(none listed)"
             log.info("providers file %s: %s at %s (%s), models %s", file.path, provider.name,
-                     _without_credentials(provider.base_url), provider.dialect, models)
+                     _without_credentials(provider.base_url), provider.kind, models)
     elif settings.upstream_url:
         model = settings.model or "(the client's own model name)"
         log.info("forwarding to %s (%s) as model %s", _without_credentials(settings.upstream_url),

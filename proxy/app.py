@@ -1,15 +1,17 @@
 """Building the aiohttp Application: routes, middlewares, the router and the upstreams.
 
-The upstreams (one ClientSession per provider) are made in ``cleanup_ctx`` and closed
-with the app.
+The backends (one per provider, each with its own resources: a ClientSession, a process
+pool) and the state store are made in ``cleanup_ctx`` and closed with the app.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
+from proxy.backends.base import Context
 from proxy.backends.upstreams import Upstreams
 from proxy.config import Settings
 from proxy.edge.middleware import auth, errors, request_context
@@ -17,6 +19,7 @@ from proxy.edge.routes import add_routes
 from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, TOKEN_COUNTS_KEY, UPSTREAMS_KEY
 from proxy.observe.observers import Observers
 from proxy.routing import Router
+from proxy.state.store import MemoryStore
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -34,11 +37,25 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+def server_options() -> dict[str, Any]:
+    """How the HTTP server runs the app, the same under ``run_app`` and in the tests:
+    a client that disconnects cancels its handler (which closes the upstream request at
+    once); no aiohttp access log (ours is richer); and no inflating of request bodies as
+    they arrive, which aiohttp would do on the event loop without a bound (the edge
+    inflates them itself, bounded: ``edge/body.py``)."""
+    return {"handler_cancellation": True, "access_log": None, "auto_decompress": False}
+
+
 async def _close_observers(app: web.Application) -> None:
     await app[OBSERVERS_KEY].close()  # session-log files still being written
 
 
 async def _upstreams(app: web.Application) -> AsyncIterator[None]:
-    async with Upstreams(app[SETTINGS_KEY]).opened(app[ROUTER_KEY].providers) as upstreams:
-        app[UPSTREAMS_KEY] = upstreams
-        yield
+    store = MemoryStore()
+    context = Context(app[SETTINGS_KEY], app[OBSERVERS_KEY].masker, store)
+    try:
+        async with Upstreams(context).opened(app[ROUTER_KEY].providers) as upstreams:
+            app[UPSTREAMS_KEY] = upstreams
+            yield
+    finally:
+        await store.close()

@@ -9,6 +9,11 @@ never be mistaken for one that finished.
 
 Stop reasons are Anthropic's names: end_turn, max_tokens, stop_sequence, tool_use,
 pause_turn, refusal.
+
+Server tools (web search and fetch, run by the proxy or by Anthropic) are blocks too: a
+``server_tool_use`` block streams its input like ``tool_use``; a ``web_search_tool_result``
+or ``web_fetch_tool_result`` block carries its whole content in its ``BlockStart``
+(``result``) and has no deltas, as Anthropic streams them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from typing import Any, Literal
 
 import orjson
 
-BlockKind = Literal["text", "thinking", "tool_use"]
+BlockKind = Literal["text", "thinking", "tool_use", "server_tool_use",
+                    "web_search_tool_result", "web_fetch_tool_result"]
+# The block kinds whose content is whole in their BlockStart.
+RESULT_KINDS = frozenset({"web_search_tool_result", "web_fetch_tool_result"})
 
 # --------------------------------------------------------------------------- requests
 
@@ -118,11 +126,53 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerToolUse:
+    """How many server tool calls a response made (Anthropic's ``usage.server_tool_use``)."""
+
+    web_search_requests: int = 0
+    web_fetch_requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    server_tool_use: ServerToolUse | None = None  # None: no server tool was offered or run
+
+
+@dataclass(frozen=True, slots=True)
+class WebSearchHit:
+    """One web search result, as Anthropic's ``web_search_result`` has it. ``encrypted_content``
+    is opaque to clients: Anthropic's is encrypted; ours is the snippet the model was given."""
+
+    url: str
+    title: str
+    encrypted_content: str
+    page_age: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebFetchPage:
+    """A fetched page: its text (a plain-text document), its URL, when it was retrieved."""
+
+    url: str
+    text: str
+    title: str | None = None
+    retrieved_at: str | None = None  # ISO 8601
+
+
+@dataclass(frozen=True, slots=True)
+class ServerToolError:
+    """A server tool call that failed; ``error_code`` is one of the Anthropic SDK's
+    ``WebSearchToolResultErrorCode`` / ``WebFetchToolResultErrorCode`` literals."""
+
+    error_code: str
+
+
+# A web_search_tool_result holds hits or an error; a web_fetch_tool_result a page or an error.
+ServerToolResult = tuple[WebSearchHit, ...] | WebFetchPage | ServerToolError
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +184,14 @@ class MessageStart:
 
 @dataclass(frozen=True, slots=True)
 class BlockStart:
+    """``tool_id``/``tool_name``: of a tool_use or server_tool_use block; for a result kind,
+    ``tool_id`` is the ``tool_use_id`` it answers and ``result`` its whole content."""
+
     index: int
     kind: BlockKind
     tool_id: str = ""
     tool_name: str = ""
+    result: ServerToolResult | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +295,7 @@ class Block:
     tool_id: str = ""
     tool_name: str = ""
     tool_input: dict[str, Any] = field(default_factory=dict)
+    result: ServerToolResult | None = None  # the content of a web_*_tool_result block
 
 
 @dataclass(slots=True)
@@ -271,7 +326,8 @@ class Collector:
             piece = event.partial_json if isinstance(event, ToolArgsDelta) else event.text
             self._pieces[event.index].append(piece)
         elif isinstance(event, BlockStart):
-            msg.blocks.append(Block(event.kind, tool_id=event.tool_id, tool_name=event.tool_name))
+            msg.blocks.append(Block(event.kind, tool_id=event.tool_id, tool_name=event.tool_name,
+                                    result=event.result))
             self._pieces[event.index] = []
         elif isinstance(event, BlockStop):
             self._close(event.index)
@@ -288,10 +344,10 @@ class Collector:
     def _close(self, index: int) -> None:
         block = self.message.blocks[index]
         joined = "".join(self._pieces.pop(index, ()))
-        if block.kind != "tool_use":
+        if block.kind == "tool_use" or block.kind == "server_tool_use":
+            block.tool_input = parse_tool_arguments(joined)
+        elif block.kind not in RESULT_KINDS:
             block.text = joined
-            return
-        block.tool_input = parse_tool_arguments(joined)
 
 
 def parse_tool_arguments(raw: str) -> dict[str, Any]:

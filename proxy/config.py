@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from proxy import __version__, migration
+from proxy.kinds import KINDS
 from proxy.providers import ConfigError, ProvidersFile, read_providers_file
 
 
@@ -38,6 +39,8 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
     max_body_bytes: int = 32 * 1024 * 1024
+    body_read_timeout: float = 60.0
+    max_frame_bytes: int = 16 * 1024 * 1024
     max_connections: int = 1000
     max_connections_per_host: int = 1000
     log_level: str = "INFO"
@@ -100,8 +103,8 @@ SETTINGS = (
     _Spec("upstream_url", "--upstream", "upstream base URL as its SDK takes it: OpenAI-compatible "
           "ending in /v1 (https://api.deepseek.com/v1), Anthropic without it "
           "(https://api.anthropic.com)"),
-    _Spec("upstream_dialect", "--upstream-dialect", "what the upstream speaks: openai or "
-          "anthropic"),
+    _Spec("upstream_dialect", "--upstream-dialect", "the upstream's kind: "
+          + ", ".join(KINDS)),
     _Spec("upstream_api_key", "--api-key", "key sent upstream; unset, the client's own key is "
           "passed through (never the proxy's key, never an Anthropic key to another provider)"),
     _Spec("model", "--model", "upstream model; see MODEL_OVERRIDE. Translated answers name "
@@ -116,6 +119,10 @@ SETTINGS = (
     _Spec("read_timeout", "--read-timeout", "seconds the upstream may stay silent (no total "
           "timeout: long generations are fine)"),
     _Spec("max_body_bytes", "--max-body-bytes", "largest request body accepted (413 beyond)"),
+    _Spec("body_read_timeout", "--body-read-timeout", "seconds a client may take to send its "
+          "request body (408 beyond)"),
+    _Spec("max_frame_bytes", "--max-frame-bytes", "largest single upstream stream frame (an "
+          "SSE event or NDJSON line); a longer one fails the stream cleanly"),
     _Spec("max_connections", "--max-connections", "upstream connections open at once, in all"),
     _Spec("max_connections_per_host", "--max-connections-per-host", "upstream connections "
           "open at once to one host"),
@@ -251,6 +258,7 @@ def _check_ranges(settings: Settings) -> None:
     for name, low, strict in (("workers", 1, False), ("port", 0, False),
                               ("connect_timeout", 0, True), ("read_timeout", 0, True),
                               ("max_body_bytes", 0, True), ("ping_interval", 0, False),
+                              ("body_read_timeout", 0, True), ("max_frame_bytes", 1024, False),
                               ("grace_period", 0, False), ("max_connections", 1, False),
                               ("max_connections_per_host", 1, False)):
         value = getattr(settings, name)
@@ -283,7 +291,7 @@ def _check_choices(settings: Settings) -> None:
                 isinstance(v, str) for v in profile.values()):
             raise SystemExit("llm-dialect-proxy: CLAUDE_CODE_PROFILE must be a JSON object "
                              "of header names to strings.")
-    for name, allowed in (("upstream_dialect", ("openai", "anthropic")),
+    for name, allowed in (("upstream_dialect", tuple(KINDS)),
                           ("model_override", ("auto", "true", "false")),
                           ("system_messages", ("merge", "inline")),
                           ("log_format", ("text", "json")),

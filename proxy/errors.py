@@ -10,7 +10,9 @@ canonical *kinds*, never in one dialect's type strings.
     │   ├── InvalidRequest          400 invalid_request (names the field: ``param``)
     │   ├── AuthenticationFailed    401 authentication
     │   ├── NotFound                404 not_found
-    │   └── RequestTooLarge         413 request_too_large
+    │   ├── RequestTimeout          408 timeout: the body did not arrive in time
+    │   ├── RequestTooLarge         413 request_too_large
+    │   └── UnsupportedEncoding     415 invalid_request: a body encoding we do not inflate
     ├── NotConfigured               503 api_error: no upstream set
     └── UpstreamError               the upstream failed us (clients may retry)
         ├── UpstreamStatusError     the upstream answered an HTTP error; status mapped
@@ -66,9 +68,19 @@ class NotFound(ClientError):
     kind = "not_found"
 
 
+class RequestTimeout(ClientError):
+    status = 408
+    kind = "timeout"
+
+
 class RequestTooLarge(ClientError):
     status = 413
     kind = "request_too_large"
+
+
+class UnsupportedEncoding(ClientError):
+    status = 415
+    kind = "invalid_request"
 
 
 class NotConfigured(ProxyError):

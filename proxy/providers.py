@@ -6,7 +6,8 @@ The Go claude-proxy's ``config.json`` loads unchanged (``ak``, ``port``,
 ``remote_id``). Everything else is an optional addition with a default:
 
     providers[].name            "provider1"…          what prefix rules point at
-    providers[].dialect         "openai"              or "anthropic"
+    providers[].kind            "openai"              the backend kind (proxy.kinds): "openai",
+                                                      "anthropic", …; "dialect" is its old name
     providers[].api_key         "k1,k2"               several keys, comma-separated…
     providers[].api_keys        ["k1", "k2"]          …or as a list
     providers[].headers         {}                    extra headers sent upstream
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from proxy.kinds import KINDS, Kind, Wire, kind_named
 
 DEFAULT_PREFIXES = {"claude": "anthropic", "gpt": "openai", "o1": "openai", "o3": "openai",
                     "o4": "openai", "chatgpt": "openai", "gemini": "google",
@@ -54,7 +57,7 @@ class ModelEntry:
 class Provider:
     name: str
     base_url: str
-    dialect: str = "openai"
+    kind: str = "openai"  # a name in proxy.kinds.KINDS
     keys: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     models: tuple[ModelEntry, ...] = ()
@@ -63,6 +66,15 @@ class Provider:
     max_connections: int = 1000
     max_connections_per_host: int = 1000
     sdk_base: bool = False  # base_url is exactly as the openai SDK takes it (UPSTREAM_URL)
+
+    @property
+    def backend_kind(self) -> Kind:
+        return KINDS[self.kind]
+
+    @property
+    def wire(self) -> Wire | None:
+        """The client dialect a same-dialect relay may pass through to this provider."""
+        return KINDS[self.kind].wire
 
     @property
     def chat_completions_url(self) -> str:
@@ -181,9 +193,12 @@ def _file_settings(top: _Reader, raw: dict[str, Any]) -> dict[str, Any]:
 def _provider(top: _Reader, item: Any, where: str, position: int) -> Provider:
     if not isinstance(item, dict):
         raise top.fault(where, "each provider must be an object")
-    dialect = top.get(item, "dialect", str, where=where) or "openai"
-    if dialect not in ("openai", "anthropic"):
-        raise top.fault(f"{where}.dialect", f"must be openai or anthropic, not {dialect!r}")
+    field_name = "kind" if "kind" in item else "dialect"
+    kind = top.get(item, field_name, str, where=where) or "openai"
+    try:
+        kind_named(kind)
+    except ValueError as exc:
+        raise top.fault(f"{where}.{field_name}", str(exc)) from None
     keys = top.get(item, "api_keys", list, where=where) or []
     single = top.get(item, "api_key", str, where=where) or ""
     keys = [k.strip() for k in [*keys, *single.split(",")] if isinstance(k, str) and k.strip()]
@@ -196,7 +211,7 @@ def _provider(top: _Reader, item: Any, where: str, position: int) -> Provider:
     return Provider(
         name=top.get(item, "name", str, where=where) or f"provider{position + 1}",
         base_url=base_url,
-        dialect=dialect,
+        kind=kind,
         keys=tuple(dict.fromkeys(keys)),
         headers=tuple(headers.items()),
         models=tuple(_model(top, m, f"{where}.models[{j}]") for j, m in enumerate(models)),

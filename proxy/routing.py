@@ -40,6 +40,14 @@ class Plan:
     def first(self) -> Route:
         return self.routes[0]
 
+    def relayed(self, wire: str) -> Plan:
+        """The routes a client speaking ``wire`` can be relayed to, byte for byte."""
+        return Plan(tuple(r for r in self.routes if r.provider.wire == wire))
+
+    def translated(self, wire: str) -> Plan:
+        """The routes a client speaking ``wire`` can reach only translated."""
+        return Plan(tuple(r for r in self.routes if r.provider.wire != wire))
+
 
 class Router:
     def __init__(self, settings: Settings, providers: ProvidersFile | None) -> None:
@@ -52,11 +60,12 @@ class Router:
                 self._by_name[provider.name] = provider
                 for model in provider.models:
                     self._models[model.id] = (provider, model)
-        self._single = None if providers else single_provider(settings)
-
-    @property
-    def providers(self) -> tuple[Provider, ...]:
-        return self._file.providers if self._file else (self._single,)  # type: ignore[return-value]
+        self._single: Provider | None = None
+        if providers is None:
+            self._single = single_provider(settings)
+            self.providers: tuple[Provider, ...] = (self._single,)
+        else:
+            self.providers = providers.providers
 
     def listed_models(self) -> list[tuple[str, str]]:
         """(id, display name) of every model a client may ask for."""
@@ -125,6 +134,6 @@ def single_provider(settings: Settings) -> Provider:
     """The one upstream the flags and environment describe (keys may be comma-separated)."""
     keys = tuple(k.strip() for k in settings.upstream_api_key.split(",") if k.strip())
     return Provider(name="default", base_url=settings.upstream_url,
-                    dialect=settings.upstream_dialect, keys=keys, sdk_base=True,
+                    kind=settings.upstream_dialect, keys=keys, sdk_base=True,
                     max_connections=settings.max_connections,
                     max_connections_per_host=settings.max_connections_per_host)

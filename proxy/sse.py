@@ -8,12 +8,18 @@ Sans-I/O (stdlib only). The decoder follows the WHATWG event-stream rules:
 * several ``data:`` lines join with "\\n"; ``:`` lines are comments; an empty line
   dispatches; an event with no data is not dispatched;
 * a frame still open when the stream ends is *not* dispatched: ``truncated`` says so, and
-  the caller decides whether that is an error (it is for every upstream we speak to).
+  the caller decides whether that is an error (it is for every upstream we speak to);
+* a frame may not grow past ``max_frame`` bytes (MAX_FRAME_BYTES): an upstream that sends
+  hundreds of megabytes without a line end fails its stream instead of filling memory.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
+
+from proxy.errors import UpstreamProtocolError
+
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 
 
 class SSEEvent(NamedTuple):
@@ -27,11 +33,15 @@ _new_event = tuple.__new__  # a NamedTuple without its Python-level __new__: hot
 class SSEDecoder:
     """Incremental decoder: ``feed(chunk)`` returns the events completed by that chunk."""
 
-    __slots__ = ("_data", "_event", "_held", "_partial", "_skip_lf", "_started")
+    __slots__ = ("_data", "_data_size", "_event", "_held", "_held_size", "_max", "_partial",
+                 "_skip_lf", "_started")
 
-    def __init__(self) -> None:
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._max = max_frame
         self._partial = b""
         self._held: list[bytes] = []  # reads with no line end: the middle of a long line
+        self._held_size = 0
+        self._data_size = 0  # the data lines of the open frame, so far
         self._skip_lf = False
         self._started = False
         self._data: list[str] = []
@@ -52,10 +62,13 @@ class SSEDecoder:
             # Nothing can complete before a line ends: hold the read, so a frame of many
             # megabytes in small reads costs linear time, not quadratic.
             self._held.append(chunk)
+            self._held_size += len(chunk)
+            self._check_size(self._held_size + len(self._partial))
             return []
         if self._held:
             chunk = b"".join(self._held) + chunk
             self._held.clear()
+            self._held_size = 0
         buf = self._partial + chunk if self._partial else chunk
         if b"\r" not in buf and not self._data and self._event is None:
             return self._feed_lf_frames(buf)
@@ -63,6 +76,7 @@ class SSEDecoder:
         last = lines[-1] if lines else b""
         if last and last[-1:] not in (b"\n", b"\r"):
             self._partial = lines.pop()
+            self._check_size(len(self._partial) + self._data_size)
         else:
             self._partial = b""
             # A bare CR at the end may be the first half of a CRLF split across reads.
@@ -77,6 +91,7 @@ class SSEDecoder:
         keep the unfinished tail raw, since nothing in it can dispatch yet."""
         frames = buf.split(b"\n\n")
         partial = self._partial = frames.pop()
+        self._check_size(len(partial))
         # Two LFs a frame means every frame is a single line; if each is a data line, the
         # events are those lines (the usual OpenAI stream), built without a per-line loop.
         lines = buf.count(b"\n") - partial.count(b"\n")
@@ -104,6 +119,11 @@ class SSEDecoder:
         takes (every dialect we read carries its event type inside the data)."""
         return [event.data for event in self.feed(chunk)]
 
+    def _check_size(self, size: int) -> None:
+        if size > self._max:
+            raise UpstreamProtocolError(f"The upstream sent a stream frame of more than "
+                                        f"{self._max} bytes (MAX_FRAME_BYTES).")
+
     @property
     def truncated(self) -> bool:
         """True when the stream, were it to end now, would end inside a frame."""
@@ -124,6 +144,7 @@ class SSEDecoder:
             if self._data:
                 events.append(SSEEvent(self._event, "\n".join(self._data)))
             self._data = []
+            self._data_size = 0
             self._event = None
             return
         if line[0] == 0x3A:  # ":" starts a comment (keep-alives)
@@ -132,6 +153,8 @@ class SSEDecoder:
         if sep and value[:1] == b" ":
             value = value[1:]
         if name == b"data":
+            self._data_size += len(value)
+            self._check_size(self._data_size)
             self._data.append(value.decode("utf-8", "replace"))
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")

@@ -73,7 +73,7 @@ def serve(settings: Settings, *, supervisor: int = 0) -> None:
     # Imported here, so that the supervisor never loads aiohttp or the app.
     from aiohttp import web
 
-    from proxy.app import create_app
+    from proxy.app import create_app, server_options
 
     app = create_app(settings)
     if supervisor:
@@ -88,8 +88,8 @@ def serve(settings: Settings, *, supervisor: int = 0) -> None:
     try:
         web.run_app(app, host=settings.host, port=settings.port, reuse_port=bool(supervisor),
                     shutdown_timeout=max(settings.grace_period, 0.002) / 2,
-                    handle_signals=False, access_log=None, handler_cancellation=True,
-                    print=_listening(settings, supervisor), loop=loop)
+                    handle_signals=False, print=_listening(settings, supervisor), loop=loop,
+                    **server_options())
     except OSError as exc:  # the port is taken, the address is not ours...
         raise SystemExit(f"llm-dialect-proxy: {exc}") from None
     log.info("stopped (PID %d)", os.getpid())

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from proxy.app import create_app
+from proxy.app import create_app, server_options
 from proxy.config import Settings
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
@@ -32,7 +32,7 @@ async def start_proxy() -> AsyncIterator[ProxyFactory]:
 
     async def start(**settings: Any) -> str:
         config = replace(Settings(ping_interval=15.0), **settings)
-        runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None)
+        runner = web.AppRunner(create_app(config), **server_options())
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

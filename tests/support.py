@@ -103,17 +103,23 @@ def check_anthropic_stream(frames: list[tuple[str, dict[str, Any]]], *,
     assert start["content"] == [] and start["stop_reason"] is None
     assert isinstance(start["usage"]["input_tokens"], int)
     open_index, next_index, kinds = None, 0, {}
+    server_calls: dict[str, str] = {}  # server_tool_use id -> tool name
     for name, data in frames[1:]:
         if name == "content_block_start":
             assert open_index is None and data["index"] == next_index, (open_index, data)
             open_index, next_index = data["index"], next_index + 1
             kinds[open_index] = data["content_block"]["type"]
-            if kinds[open_index] == "tool_use":
+            if kinds[open_index] in ("tool_use", "server_tool_use"):
                 assert data["content_block"]["input"] == {}
+            if kinds[open_index] == "server_tool_use":
+                _check_server_tool_use(data["content_block"], server_calls)
+            elif kinds[open_index] in _RESULT_BLOCKS:
+                _check_server_tool_result(data["content_block"], server_calls)
         elif name == "content_block_delta":
             assert data["index"] == open_index, ("delta outside its block", data)
             allowed = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature_delta"},
-                       "tool_use": {"input_json_delta"}}[kinds[open_index]]
+                       "tool_use": {"input_json_delta"}, "server_tool_use": {"input_json_delta"},
+                       }.get(kinds[open_index], set())  # result blocks come whole: no deltas
             assert data["delta"]["type"] in allowed, data
         elif name == "content_block_stop":
             assert data["index"] == open_index
@@ -121,6 +127,11 @@ def check_anthropic_stream(frames: list[tuple[str, dict[str, Any]]], *,
         elif name == "message_delta":
             assert open_index is None, "message_delta inside a block"
             assert isinstance(data["usage"]["output_tokens"], int)
+            counts = data["usage"].get("server_tool_use")
+            if counts is not None:  # present only when a server tool ran
+                assert set(counts) == {"web_search_requests", "web_fetch_requests"}, counts
+                assert all(isinstance(n, int) and n >= 0 for n in counts.values()), counts
+                assert any(counts.values()), counts
             assert data["delta"]["stop_reason"] in {"end_turn", "max_tokens", "stop_sequence",
                                                     "tool_use", "pause_turn", "refusal"}
     if complete:
@@ -128,6 +139,45 @@ def check_anthropic_stream(frames: list[tuple[str, dict[str, Any]]], *,
         assert names.count("message_delta") == 1
     else:
         assert names[-1] == "error" and "message_stop" not in names, names[-3:]
+
+
+_RESULT_BLOCKS = {"web_search_tool_result": "web_search", "web_fetch_tool_result": "web_fetch"}
+_SEARCH_ERRORS = {"invalid_tool_input", "unavailable", "max_uses_exceeded", "too_many_requests",
+                  "query_too_long", "request_too_large"}
+_FETCH_ERRORS = {"invalid_tool_input", "url_too_long", "url_not_allowed",
+                 "url_not_in_prior_context", "url_not_accessible", "unsupported_content_type",
+                 "too_many_requests", "max_uses_exceeded", "unavailable", "content_too_large"}
+
+
+def _check_server_tool_use(block: dict[str, Any], server_calls: dict[str, str]) -> None:
+    assert set(block) <= {"type", "id", "name", "input", "caller"}, block
+    assert block["id"].startswith("srvtoolu_") and block["id"] not in server_calls, block
+    assert block["name"] in ("web_search", "web_fetch"), block
+    server_calls[block["id"]] = block["name"]
+
+
+def _check_server_tool_result(block: dict[str, Any], server_calls: dict[str, str]) -> None:
+    """A result answers an earlier server_tool_use of its own tool, and has the SDK's shape."""
+    kind = block["type"]
+    assert server_calls.get(block["tool_use_id"]) == _RESULT_BLOCKS[kind], (block, server_calls)
+    content = block["content"]
+    if isinstance(content, dict) and content.get("type") == f"{kind}_error":
+        assert set(content) == {"type", "error_code"}, content
+        codes = _SEARCH_ERRORS if kind == "web_search_tool_result" else _FETCH_ERRORS
+        assert content["error_code"] in codes, content
+    elif kind == "web_search_tool_result":
+        assert isinstance(content, list), content
+        for hit in content:
+            assert hit["type"] == "web_search_result", hit
+            assert all(isinstance(hit[k], str) for k in ("url", "title", "encrypted_content"))
+            assert hit.get("page_age") is None or isinstance(hit["page_age"], str), hit
+    else:
+        assert content["type"] == "web_fetch_result" and isinstance(content["url"], str)
+        document = content["content"]
+        assert document["type"] == "document", document
+        assert document["source"]["type"] == "text", document
+        assert document["source"]["media_type"] == "text/plain", document
+        assert isinstance(document["source"]["data"], str), document
 
 
 def transcode_anthropic(chunks: list[bytes], *, include_usage: bool = True,

@@ -20,7 +20,7 @@ def test_the_go_proxy_example_loads_unchanged(tmp_path: Path) -> None:
     file = settings.providers_file
     assert file is not None
     provider = file.providers[0]
-    assert provider.keys == ("your-upstream-api-key",) and provider.dialect == "openai"
+    assert provider.keys == ("your-upstream-api-key",) and provider.kind == "openai" and provider.wire == "openai"
     assert provider.chat_completions_url == "https://api.example.com/v1/chat/completions"
     assert [(m.id, m.display_name, m.remote_id) for m in provider.models] == [
         ("glm", "glm4.7", "deepseek-chat"), ("minimax", "minimax2.1", "mimo-v2-flash")]
@@ -66,6 +66,8 @@ def test_our_additions() -> None:
     ({"providers": [{"api_key": "k"}]}, "providers[0].base_url: is required"),
     ({"providers": [{"base_url": 5}]}, "providers[0].base_url: must be a string"),
     ({"providers": [{"base_url": "http://u", "dialect": "grpc"}]}, "providers[0].dialect"),
+    ({"providers": [{"base_url": "http://u", "kind": "grpc"}]},
+     "providers[0].kind: must be one of openai, anthropic"),
     ({"providers": [{"base_url": "http://u", "models": [{"display_name": "x"}]}]},
      "providers[0].models[0].id: is required"),
     ({"providers": [{"base_url": "http://u", "models": [{"id": "a"}, {"id": "a"}]}]},
@@ -129,3 +131,12 @@ def test_an_empty_value_does_not_override_the_file(tmp_path: Path) -> None:
     settings = load_settings(["--config", str(GO_EXAMPLE), "--env-file", str(dotenv)],
                              {"PORT": ""})
     assert (settings.proxy_api_key, settings.port) == ("your-proxy-api-key", 8888)
+
+
+def test_kind_is_the_new_name_and_dialect_the_old_one() -> None:
+    file = parse_providers({"providers": [
+        {"name": "a", "kind": "anthropic", "base_url": "http://a"},
+        {"name": "b", "dialect": "anthropic", "base_url": "http://b"},
+        {"name": "c", "base_url": "http://c"}]})
+    assert [(p.kind, p.wire) for p in file.providers] == [
+        ("anthropic", "anthropic"), ("anthropic", "anthropic"), ("openai", "openai")]

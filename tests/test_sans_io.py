@@ -1,4 +1,5 @@
-"""The core (wire, canonical model, dialects, token estimate, errors) loads no I/O library."""
+"""The core (wire, canonical model, dialects, token estimate, errors, kinds, redaction,
+filters, the headers table) loads no I/O library."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import proxy
 
 PACKAGE = Path(proxy.__file__).parent
-CORE = ["proxy.sse", "proxy.canonical", "proxy.tokens", "proxy.errors"] + sorted(
+CORE = ["proxy.sse", "proxy.canonical", "proxy.tokens", "proxy.errors", "proxy.kinds",
+        "proxy.redaction", "proxy.filters", "proxy.backends.headers"] + sorted(
     "proxy." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts)
     for p in (PACKAGE / "dialects").rglob("*.py") if p.name != "__init__.py")
 

@@ -1,19 +1,35 @@
-"""What every backend is: ``stream(request, call)`` yielding batches of canonical events.
+"""What every backend is, and what it is given.
 
-A batch is the events one upstream read completed, so the edge can write them with one
-``write()``; that is the whole difference from a plain event iterator, and it halves the
-per-event cost on fast upstreams. Failures are ``proxy.errors.UpstreamError``s raised from
-the iterator: before the first batch they become an HTTP error, after it an in-stream error.
+A backend is made once per provider when the app starts (``Class(provider, context)``),
+``start()``-ed, and ``close()``-d with the app: it owns its resources (a ClientSession
+with the provider's limits, a process pool, a thread pool). ``stream(request, call,
+route, key)`` returns an async generator of *batches* of canonical events: a batch is
+what one upstream read completed, so the edge writes it with one ``write()``. Failures
+are ``proxy.errors.UpstreamError``s raised from the generator: before the first batch
+they become an HTTP error, after it an in-stream error.
+
+Backends whose kind has a wire dialect (``proxy.kinds``) can also relay a client's
+request of that dialect byte for byte (``Relaying``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Protocol
+import contextlib
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import aiohttp
+import orjson
 
 from proxy.canonical import Event, Request
+from proxy.config import Settings
+from proxy.errors import UpstreamStatusError
+from proxy.redaction import Masker
 from proxy.routing import Route
+from proxy.state.store import Store
+
+Batches = AsyncGenerator[list[Event], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,11 +40,59 @@ class Call:
     client_model: str  # the name the client asked for, echoed in every answer
     input_tokens: int  # the local estimate, until the upstream reports the real count
     client_key: str | None = None  # the client's own credential, for pass-through
-    commit_wait: float = 15.0  # how long a silent upstream may hold the response headers
+    client_headers: Mapping[str, str] = field(default_factory=dict)  # end-to-end ones
+    body_size: int = 0  # the client's body, in bytes: large ones are rendered off the loop
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the app gives every backend."""
+
+    settings: Settings
+    masker: Masker  # every secret the proxy holds, for error bodies and log lines
+    store: Store  # state that outlives a request (learned limits, conversation maps)
 
 
 class Backend(Protocol):
-    def stream(self, request: Request, call: Call, route: Route,
-               key: str | None) -> AsyncIterator[list[Event]]:
+    async def start(self) -> None:
+        """Make the backend's resources (called once, as the app starts)."""
+        ...
+
+    async def close(self) -> None:
+        """Release them (called once, as the app stops)."""
+        ...
+
+    def stream(self, request: Request, call: Call, route: Route, key: str | None) -> Batches:
         """Call ``route.model`` on the backend's provider with ``key``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRequest:
+    """A client's request to pass through as it came (its model name changed, if must)."""
+
+    raw: bytes
+    parsed: Mapping[str, Any]
+    headers: Mapping[str, str]  # the client's end-to-end headers (``headers.from_client``)
+    path: str = ""  # after the dialect's endpoint, e.g. "/count_tokens"
+    query: str = ""
+
+    def body_for(self, model: str) -> bytes:
+        """The same bytes, unless the model name must change."""
+        if self.parsed.get("model") == model:
+            return self.raw
+        return orjson.dumps({**self.parsed, "model": model})
+
+
+@runtime_checkable
+class Relaying(Backend, Protocol):
+    async def open_relay(self, stack: contextlib.AsyncExitStack, relay: RelayRequest,
+                         body: bytes, key: str | None) -> aiohttp.ClientResponse:
+        """POST ``body`` (``relay``'s, for this route's model) to the provider; the
+        response, held open in ``stack``."""
+        ...
+
+    async def refused(self, response: aiohttp.ClientResponse,
+                      key: str | None) -> UpstreamStatusError:
+        """The upstream's error answer, read whole (within a bound), secrets masked."""
         ...

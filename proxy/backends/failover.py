@@ -4,13 +4,18 @@ A plan is the routed model and its fallbacks. Each attempt takes the next well k
 the route's provider; on a connect error, 401/403, 429, 5xx or overload the key is
 marked (it rests after three in a row, or as long as ``retry-after`` asks) and the same
 request goes to the next key, then to the next fallback model (auth failures do not fall
-back: another model would not fix a key). Bounded in attempts and in time.
+back: another model would not fix a key). Bounded in attempts and in time. The same
+``Attempts`` drive the translated path (``stream_with_failover``) and the relay
+(``backends/relay.py``).
 
 The commit point: an attempt counts as answered only once its first real content
-arrived (the made-up ``message_start`` alone does not count), so an upstream that fails
-right after its first frame is still retried, or reported with an honest HTTP status. An
-upstream silent for longer than the commit wait gets committed anyway, with its read
-still pending, so the edge can send headers and keep-alives.
+arrived (a ``message_start`` alone does not count), so an upstream that fails right after
+its first frame is still retried, or reported with an honest HTTP status. An upstream
+silent for longer than the commit wait gets committed anyway, with a ``message_start``
+made up here and its read still pending, so the edge can send headers and keep-alives.
+
+Every error that leaves here for a client or a log has had every secret the proxy holds
+masked (``redact``): upstreams quote the keys they refuse.
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from proxy.backends.base import Backend, Call
+from proxy.backends.base import Backend, Batches, Call
 from proxy.backends.keys import KeyPool
 from proxy.canonical import Event, MessageStart, Request, Usage
 from proxy.config import Settings
 from proxy.errors import (
+    ProxyError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamStatusError,
@@ -49,7 +55,7 @@ def passthrough_key(settings: Settings, provider: Provider, *,
     (which never leaves the proxy) or an Anthropic key bound for another provider."""
     if not client_key or client_key == settings.proxy_api_key:
         return None
-    if client_key.startswith("sk-ant-") and provider.dialect != "anthropic":
+    if client_key.startswith("sk-ant-") and provider.kind != "anthropic":
         return None
     return client_key
 
@@ -59,25 +65,41 @@ class Attempts:
     """The (route, key) pairs one request may try, in order, and what they taught."""
 
     plan: Plan
-    pools: dict[str, KeyPool]
+    pools: Mapping[str, KeyPool]
     fallback_key: Callable[[Provider], str | None]
     trace: Trace
-    started: float = field(default_factory=time.monotonic)
+    redact: Callable[[str], str] = str
+    clock: Callable[[], float] = time.monotonic
     count: int = 0
+    started: float = field(default=0.0)
     _route: int = 0
     _tried: set[str] = field(default_factory=set)
     _current: tuple[Route, str | None] | None = None
+    _failure: str = ""  # the last failure, told in the log once we know what comes next
 
-    def next(self) -> tuple[Route, str | None] | None:
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    async def next(self) -> tuple[Route, str | None] | None:
         """The next attempt. Resting keys are skipped while any other route has a well one,
         and used, soonest back first, only when nothing else is left."""
-        if self.count >= MAX_ATTEMPTS or time.monotonic() - self.started > RETRY_BUDGET_SECONDS:
+        found = await self._find()
+        if self._failure:
+            then = (f"trying {found[0].provider.name} ({found[0].model})" if found
+                    else "nothing is left to try")
+            log.warning("%s; %s", self._failure, then)
+            self._failure = ""
+        return found
+
+    async def _find(self) -> tuple[Route, str | None] | None:
+        if self.count >= MAX_ATTEMPTS or self.clock() - self.started > RETRY_BUDGET_SECONDS:
             return None
         while self._route < len(self.plan.routes):
             route = self.plan.routes[self._route]
             pool = self.pools[route.provider.name]
             last_resort = self.count == 0 and self._route == len(self.plan.routes) - 1
-            key = pool.take(frozenset(self._tried), resting_ok=last_resort) if len(pool) else None
+            key = (await pool.take(frozenset(self._tried), resting_ok=last_resort)
+                   if len(pool) else None)
             if key is not None or (not len(pool) and not self._tried):
                 self._tried.add(key or "")
                 self.count += 1
@@ -87,45 +109,48 @@ class Attempts:
             self._route, self._tried = self._route + 1, set()
         return None
 
-    def failed(self, error: UpstreamError) -> bool:
+    async def failed(self, error: UpstreamError) -> bool:
         """Note the failure; True when another attempt may help."""
         status = 502 if isinstance(error, UpstreamUnreachable) else error.status
         self.trace.errors.append(error.kind)
         route, key = self._current or (None, None)
         if route is not None and key and status in KEY_FAILURES:
-            self.pools[route.provider.name].failed(key, _seconds(error.retry_after))
+            await self.pools[route.provider.name].failed(key, _seconds(error.retry_after))
         if status not in KEY_FAILURES:
             return False
         if status not in FALLBACK_FAILURES:  # auth: only another key of this provider
             self.plan = Plan(self.plan.routes[: self._route + 1])
-        log.warning("attempt %d on %s failed (%s): trying the next key or fallback",
-                    self.count, route.provider.name if route else "?", status)
+        self._failure = (f"attempt {self.count} on {route.provider.name if route else '?'} "
+                         f"failed ({status})")
         return True
 
     def explain(self, error: UpstreamError) -> UpstreamError:
-        """The error as the client should see it. A provider refusing the proxy's own key
-        is the proxy's fault, not the client's: a 502, never a 401 that sends Claude Code
-        to /login and stops the SDKs retrying."""
+        """The error as the client should see it, secrets masked. A provider refusing the
+        proxy's own key is the proxy's fault, not the client's: a 502, never a 401 that
+        sends Claude Code to /login and stops the SDKs retrying."""
         route, key = self._current or (None, None)
         if error.status in (401, 403) and route is not None and key in route.provider.keys:
-            return UpstreamStatusError(
+            error = UpstreamStatusError(
                 f"The upstream {route.provider.name!r} refused the proxy's key "
                 f"({error.status}): {error.message}", status=502, kind="api_error")
-        return error
+        return self.scrubbed(error)
 
-    def succeeded(self) -> None:
+    def scrubbed(self, error: ProxyError) -> UpstreamError:
+        error.message = self.redact(error.message)
+        error.args = (error.message,)
+        return error if isinstance(error, UpstreamError) else UpstreamError(error.message)
+
+    async def succeeded(self) -> None:
         self.trace.answered()
         route, key = self._current or (None, None)
         if route is not None and key:
-            self.pools[route.provider.name].succeeded(key)
+            await self.pools[route.provider.name].succeeded(key)
 
 
-async def stream_with_failover(backends: dict[str, Backend], attempts: Attempts,
-                               request: Request, call: Call,
-                               commit_wait: float) -> AsyncIterator[list[Event]]:
-    first, batches, pending = await _commit(backends, attempts, request, call, commit_wait)
-    # A start made up while the upstream was silent stands for the upstream's own.
-    made_up = isinstance(first[0], _MadeUpStart)
+async def stream_with_failover(backends: Mapping[str, Backend], attempts: Attempts,
+                               request: Request, call: Call, commit_wait: float) -> Batches:
+    first, batches, pending, made_up = await _commit(backends, attempts, request, call,
+                                                     commit_wait)
     try:
         yield first
         if pending is not None:
@@ -139,60 +164,54 @@ async def stream_with_failover(backends: dict[str, Backend], attempts: Attempts,
             batch, made_up = _without_start(batch, made_up)
             if batch:
                 yield batch
+    except UpstreamError as error:
+        raise attempts.scrubbed(error) from None
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
-        await batches.aclose()  # type: ignore[attr-defined]
+        await batches.aclose()
 
 
 def _without_start(batch: list[Event], made_up: bool) -> tuple[list[Event], bool]:
+    """While the start sent was made up, the upstream's own start is not sent again."""
     if not made_up:
         return batch, False
     kept: list[Event] = [e for e in batch if not isinstance(e, MessageStart)]
     return kept, len(kept) == len(batch)
 
 
-async def _commit(backends: dict[str, Backend], attempts: Attempts, request: Request,
+async def _commit(backends: Mapping[str, Backend], attempts: Attempts, request: Request,
                   call: Call, wait: float
-                  ) -> tuple[list[Event], AsyncIterator[list[Event]], NextBatch | None]:
+                  ) -> tuple[list[Event], Batches, NextBatch | None, bool]:
     last: UpstreamError | None = None
-    while (target := attempts.next()) is not None:
+    while (target := await attempts.next()) is not None:
         route, key = target
         batches = backends[route.provider.name].stream(request, call, route, key)
         try:
-            first, pending = await _first_content(batches, wait, _made_up_start(call))
+            first, pending, made_up = await _first_content(batches, wait, call)
         except UpstreamError as error:
-            await batches.aclose()  # type: ignore[attr-defined]
-            if not attempts.failed(error):
+            await batches.aclose()
+            if not await attempts.failed(error):
                 raise attempts.explain(error) from None
             last = error
             continue
         except BaseException:
-            await batches.aclose()  # type: ignore[attr-defined]
+            await batches.aclose()
             raise
-        attempts.succeeded()
-        return first, batches, pending
+        await attempts.succeeded()
+        return first, batches, pending, made_up
     if last is not None:
         raise attempts.explain(last)
     raise UpstreamUnreachable("No upstream could take this request.")
 
 
-class _MadeUpStart(MessageStart):
-    """A message_start the proxy sent before the upstream said anything."""
-
-    made_up = True
-
-
-def _made_up_start(call: Call) -> MessageStart:
-    return _MadeUpStart(call.message_id, call.client_model, Usage(input_tokens=call.input_tokens))
-
-
-async def _first_content(batches: AsyncIterator[list[Event]], wait: float,
-                         start: MessageStart) -> tuple[list[Event], NextBatch | None]:
+async def _first_content(batches: Batches, wait: float, call: Call
+                         ) -> tuple[list[Event], NextBatch | None, bool]:
     """The events up to the first real content. An upstream silent for longer than
     ``wait`` (before its headers, or after its first frame) is committed anyway, with
-    its read still pending: the client gets headers and keep-alives meanwhile."""
+    its read still pending: the client gets headers and keep-alives meanwhile. The last
+    value says whether the start handed over was made up here."""
     first: list[Event] = []
     while True:
         pending: NextBatch = asyncio.ensure_future(anext(batches, None))
@@ -203,15 +222,19 @@ async def _first_content(batches: AsyncIterator[list[Event]], wait: float,
             await asyncio.gather(pending, return_exceptions=True)
             raise
         if not done:
-            return (first or [start]), pending
+            if first:
+                return first, pending, False
+            start = MessageStart(call.message_id, call.client_model,
+                                 Usage(input_tokens=call.input_tokens))
+            return [start], pending, True
         more = pending.result()
         if more is None:
             if not first:
                 raise UpstreamProtocolError("The upstream stream was empty.")
-            return first, None
+            return first, None, False
         first = first + more
         if not all(isinstance(event, MessageStart) for event in first):
-            return first, None
+            return first, None, False
 
 
 def _seconds(retry_after: str | None) -> float | None:

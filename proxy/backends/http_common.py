@@ -1,8 +1,13 @@
-"""What every HTTP upstream shares: aiohttp failures as ``proxy.errors``, error bodies read
-and redacted, and reads that give up politely.
+"""What every HTTP backend shares: its ClientSession, aiohttp failures as
+``proxy.errors``, error bodies read and redacted, the response body as a byte source for
+the read loop, and the same-dialect relay's POST.
 
-The one place that knows how aiohttp fails, so every backend (and the same-dialect relay)
-reports a refused connection, a timeout or a cut stream the same way.
+The one place that knows how aiohttp fails, so every backend (and the relay) reports a
+refused connection, a timeout or a cut stream the same way. One ClientSession per
+provider, made when the app starts and closed with it: per provider, because connection
+limits and timeouts are per provider; with connect and read timeouts and no total
+timeout, which would cut long generations. Redirects are never followed: they could
+carry the key to another host.
 """
 
 from __future__ import annotations
@@ -10,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
 import orjson
 
+from proxy.backends.base import Context, RelayRequest
 from proxy.errors import (
     UpstreamError,
     UpstreamProtocolError,
@@ -24,11 +30,74 @@ from proxy.errors import (
     UpstreamUnreachable,
     status_for_upstream,
 )
+from proxy.providers import Provider
 
 log = logging.getLogger("proxy.upstream")
 ERROR_BODY_LIMIT = 64 * 1024
 TAIL_WAIT = 1.0  # seconds to read the last bytes so the connection can be reused
 FINISH_GRACE = 5.0  # seconds to wait for the end once the model said it finished
+
+
+class HttpBackend:
+    """The base of the HTTP kinds: the session, the POST, the refusal, the relay."""
+
+    def __init__(self, provider: Provider, context: Context) -> None:
+        self.provider = provider
+        self.context = context
+        self.settings = settings = context.settings
+        self.grace = min(FINISH_GRACE, provider.read_timeout or settings.read_timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        provider, settings = self.provider, self.settings
+        connector = aiohttp.TCPConnector(limit=provider.max_connections,
+                                         limit_per_host=provider.max_connections_per_host)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=provider.connect_timeout or settings.connect_timeout,
+            sock_read=provider.read_timeout or settings.read_timeout)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def post(self, stack: contextlib.AsyncExitStack, url: str, body: bytes,
+                   headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+        assert self._session is not None, "the backend was not started"
+        return await stack.enter_async_context(self._session.post(
+            url, data=body, headers=headers, allow_redirects=False))
+
+    async def refused(self, response: aiohttp.ClientResponse,
+                      key: str | None) -> UpstreamStatusError:
+        """The upstream's error answer as an UpstreamStatusError, every secret masked."""
+        return await status_error(response, lambda text: self.context.masker(text, (key,)))
+
+    async def open_relay(self, stack: contextlib.AsyncExitStack, relay: RelayRequest,
+                         body: bytes, key: str | None) -> aiohttp.ClientResponse:
+        headers = {**self.relay_headers(relay, key), "accept-encoding": "identity"}
+        response = await self.post(stack, self.relay_url(relay), body, headers)
+        if 300 <= response.status < 400:
+            raise await self.refused(response, key)
+        return response
+
+    def relay_url(self, relay: RelayRequest) -> str:
+        raise NotImplementedError
+
+    def relay_headers(self, relay: RelayRequest, key: str | None) -> dict[str, str]:
+        raise NotImplementedError
+
+
+class HttpBody:
+    """An HTTP response body as the read loop's byte source."""
+
+    __slots__ = ("_response", "read")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.read = response.content.readany
+
+    async def finished(self) -> None:
+        await read_tail(self._response)
 
 
 @contextlib.contextmanager
@@ -52,7 +121,9 @@ def upstream_failures() -> Iterator[None]:
 
 
 async def status_error(response: aiohttp.ClientResponse,
-                       keys: Iterable[str | None]) -> UpstreamStatusError:
+                       redact: Callable[[str], str]) -> UpstreamStatusError:
+    """An error answer read (within ERROR_BODY_LIMIT) and redacted, ready to report or
+    relay: ``raw`` keeps the body as the upstream shaped it, secrets masked."""
     raw = bytearray()
     while len(raw) < ERROR_BODY_LIMIT:  # one read() returns only what has arrived so far
         piece = await response.content.read(ERROR_BODY_LIMIT - len(raw))
@@ -60,21 +131,14 @@ async def status_error(response: aiohttp.ClientResponse,
             break
         raw += piece
     status, kind = status_for_upstream(response.status)
-    message = redact(error_message(bytes(raw)) or f"The upstream answered HTTP {response.status}.",
-                     keys)
+    message = redact(error_message(bytes(raw)) or f"The upstream answered HTTP {response.status}.")
     log.warning("upstream answered %s: %s", response.status, message[:300])
     error = UpstreamStatusError(message, status=status, kind=kind)
     error.retry_after = response.headers.get("retry-after")
-    error.raw = bytes(raw)
+    text = raw.decode("utf-8", "replace")
+    masked = redact(text)
+    error.raw = bytes(raw) if masked == text else masked.encode()
     return error
-
-
-def redact(text: str, keys: Iterable[str | None]) -> str:
-    """Some servers quote the keys they refused; none may reach a log or a client."""
-    for key in keys:
-        if key and len(key) >= 8:
-            text = text.replace(key, "***")
-    return text
 
 
 def error_message(raw: bytes) -> str:
@@ -99,17 +163,6 @@ def json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise UpstreamProtocolError("The upstream answered with JSON that is not an object.")
     return body
-
-
-async def next_chunk(content: aiohttp.StreamReader, finishing: bool, grace: float) -> bytes:
-    """The next upstream read; b"" at the end. Once the model has finished, an upstream
-    that never sends its last frames must not hold the client's answer (peers.md 3)."""
-    if not finishing:
-        return await content.readany()
-    try:
-        return await asyncio.wait_for(content.readany(), grace)
-    except TimeoutError:
-        return b""
 
 
 async def read_tail(response: aiohttp.ClientResponse) -> None:

@@ -3,75 +3,101 @@
 A key that fails three times in a row (401, 403, 429, 5xx, a network error) rests for a
 cool-down, longer if the upstream's ``retry-after`` asks for it; one success resets its
 count. A request never gets a resting key while another is well; when every key rests,
-the one back soonest is used rather than refusing outright. Keys live in memory here (per
-worker process); nothing about them is ever logged but their position.
+the one back soonest is used rather than refusing outright.
+
+Health lives in the state store (``proxy.state``), so every worker and instance sharing
+it rests a failing key together: under ``keys:<provider>:<key hash>`` (never the key),
+``…:fails`` counts failures in a row and ``…:rest`` holds the time it rests until. The
+store is asked at most once a second per provider (``REFRESH_SECONDS``) and written only
+when a key fails or recovers, so a well key costs no store call at all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from proxy.state.store import Store
 
 FAILURES_TO_REST = 3
 REST_SECONDS = 30.0
 MAX_REST_SECONDS = 300.0
-
-
-@dataclass(slots=True)
-class _Key:
-    value: str
-    failures: int = 0
-    resting_until: float = 0.0
+FAILURE_MEMORY_SECONDS = 600.0  # failures further apart than this are not "in a row"
+REFRESH_SECONDS = 1.0
 
 
 class KeyPool:
-    def __init__(self, keys: tuple[str, ...], *,
-                 now: Callable[[], float] = time.monotonic) -> None:
-        self._keys = [_Key(k) for k in keys]
+    def __init__(self, provider: str, keys: tuple[str, ...], store: Store, *,
+                 now: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._keys = keys
+        self._store = store
+        self._names = {k: f"keys:{provider}:{hashlib.sha256(k.encode()).hexdigest()[:16]}"
+                       for k in keys}
         self._next = 0
-        self._now = now
+        self._now, self._clock = now, clock
+        self._resting: dict[str, float] = {}  # key -> wall-clock time it rests until
+        self._failing: set[str] = set()  # keys with failures this process saw
+        self._fresh_until = float("-inf")
 
     def __len__(self) -> int:
         return len(self._keys)
 
-    def take(self, exclude: frozenset[str] = frozenset(), *,
-             resting_ok: bool = True) -> str | None:
+    async def take(self, exclude: frozenset[str] = frozenset(), *,
+                   resting_ok: bool = True) -> str | None:
         """The next well key (round-robin), skipping ``exclude`` (tried this request);
         with ``resting_ok``, when none is well, the resting one back soonest."""
         if not self._keys:
             return None
+        await self._refresh()
         now = self._now()
         count = len(self._keys)
         for step in range(count):
             key = self._keys[(self._next + step) % count]
-            if key.resting_until <= now and key.value not in exclude:
+            if self._resting.get(key, 0.0) <= now and key not in exclude:
                 self._next = (self._next + step + 1) % count
-                return key.value
-        untried = [k for k in self._keys if k.value not in exclude]
+                return key
+        untried = [k for k in self._keys if k not in exclude]
         if not untried or not resting_ok:
             return None
-        return min(untried, key=lambda k: k.resting_until).value
+        return min(untried, key=lambda k: self._resting.get(k, 0.0))
 
-    def rest_left(self, value: str) -> float:
-        key = self._find(value)
-        return max(0.0, key.resting_until - self._now()) if key else 0.0
+    def rest_left(self, key: str) -> float:
+        return max(0.0, self._resting.get(key, 0.0) - self._now())
 
-    def failed(self, value: str, retry_after: float | None = None) -> None:
-        key = self._find(value)
-        if key is None:
+    async def failed(self, key: str, retry_after: float | None = None) -> None:
+        name = self._names.get(key)
+        if name is None:
             return
-        key.failures += 1
-        if retry_after is not None or key.failures >= FAILURES_TO_REST:
-            rest = min(max(retry_after or 0.0, REST_SECONDS if key.failures >= FAILURES_TO_REST
-                           else 0.0), MAX_REST_SECONDS)
-            key.resting_until = max(key.resting_until, self._now() + rest)
+        self._failing.add(key)
+        failures = await self._store.incr(f"{name}:fails", 1, FAILURE_MEMORY_SECONDS)
+        if retry_after is None and failures < FAILURES_TO_REST:
+            return
+        rest = min(max(retry_after or 0.0,
+                       REST_SECONDS if failures >= FAILURES_TO_REST else 0.0), MAX_REST_SECONDS)
+        until = self._now() + rest
+        if until > self._resting.get(key, 0.0) and rest > 0:
+            self._resting[key] = until
+            await self._store.set(f"{name}:rest", repr(until).encode(), rest)
 
-    def succeeded(self, value: str) -> None:
-        key = self._find(value)
-        if key is not None:
-            key.failures = 0
-            key.resting_until = 0.0
+    async def succeeded(self, key: str) -> None:
+        if key not in self._failing and key not in self._resting:
+            return  # a well key: nothing to reset, no store call
+        self._failing.discard(key)
+        self._resting.pop(key, None)
+        name = self._names[key]
+        await self._store.delete(f"{name}:fails")
+        await self._store.delete(f"{name}:rest")
 
-    def _find(self, value: str) -> _Key | None:
-        return next((k for k in self._keys if k.value == value), None)
+    async def _refresh(self) -> None:
+        """What the other workers learned: read at most once every REFRESH_SECONDS."""
+        if self._clock() < self._fresh_until:
+            return
+        self._fresh_until = self._clock() + REFRESH_SECONDS
+        for key, name in self._names.items():
+            raw = await self._store.get(f"{name}:rest")
+            if raw is None:
+                self._resting.pop(key, None)
+            else:
+                self._resting[key] = float(raw)

@@ -1,108 +1,85 @@
 """An OpenAI-compatible HTTP upstream (vLLM, DeepSeek, GLM, OpenRouter, OpenAI itself).
 
-Renders the canonical request as a streaming Chat Completions call over the process's
-shared ClientSession, feeds the response bytes through the SSE decoder and the OpenAI
-stream decoder, and yields canonical event batches as they complete (aiohttp failures
-become ``proxy.errors`` in ``http_common``). The response is held in ``async with``, so
-a client that goes away (the handler is cancelled) closes the upstream request at once.
+Renders the canonical request as a streaming Chat Completions call and reads the answer
+through the shared read loop (``pipeline``) with the SSE framing and the OpenAI stream
+decoder. The response is held in the loop's exit stack, so a client that goes away (the
+handler is cancelled) closes the upstream request at once.
 
 A 400 that says what the model cannot take (too many output tokens, an unsupported
 field) is mended and retried once, before the client has seen a byte, and remembered for
-that model (``proxy.dialects.openai.limits``).
+that model (``proxy.dialects.openai.limits``) in the state store, where every worker
+finds it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
-from proxy import __version__
-from proxy.backends.base import Call
-from proxy.backends.http_common import (
-    FINISH_GRACE,
-    json_object,
-    next_chunk,
-    read_tail,
-    status_error,
-    upstream_failures,
-)
-from proxy.canonical import Event, Request
-from proxy.config import Settings
+from proxy.backends.base import Batches, Call, Context, RelayRequest
+from proxy.backends.headers import credentials, openai_headers
+from proxy.backends.http_common import HttpBackend, HttpBody, json_object, upstream_failures
+from proxy.backends.pipeline import Opened, decoded
+from proxy.canonical import Request
 from proxy.dialects.openai.limits import Learned, learn_from_refusal
 from proxy.dialects.openai.request_render import RenderOptions, render_request
 from proxy.dialects.openai.stream_decode import OpenAIStreamDecoder
+from proxy.offload import off_loop
 from proxy.providers import Provider
 from proxy.routing import Route
 from proxy.sse import SSEDecoder
+from proxy.state.store import Store
 
 log = logging.getLogger("proxy.upstream")
-MAX_LEARNED_MODELS = 256
+MAX_LEARNED_MODELS = 256  # clients choose model names: the local memory is bounded
+LEARNED_TTL = 24 * 3600.0
 
 
-class OpenAIBackend:
-    def __init__(self, session: aiohttp.ClientSession, provider: Provider,
-                 settings: Settings) -> None:
-        self._session = session
-        self._settings = settings
+class OpenAIBackend(HttpBackend):
+    def __init__(self, provider: Provider, context: Context) -> None:
+        super().__init__(provider, context)
         self._url = provider.chat_completions_url
-        self._secrets = provider.keys
-        self._grace = min(FINISH_GRACE, provider.read_timeout or settings.read_timeout)
-        self._headers = {"content-type": "application/json", "accept": "text/event-stream",
-                         "user-agent": f"llm-dialect-proxy/{__version__}",
-                         **dict(provider.headers)}
-        self._learned: dict[str, Learned] = {}  # upstream model -> what it refused before
+        self._extra = dict(provider.headers)
+        self._learned = LearnedLimits(context.store, provider.name)
 
-    async def stream(self, request: Request, call: Call, route: Route,
-                     key: str | None) -> AsyncIterator[list[Event]]:
-        rendered = render_request(request, self._render_options(route))
+    def stream(self, request: Request, call: Call, route: Route, key: str | None) -> Batches:
+        tool_names: dict[str, str] = {}  # filled by the render, read by the decoder
         decoder = OpenAIStreamDecoder(message_id=call.message_id, model=call.client_model,
-                                      input_tokens=call.input_tokens,
-                                      tool_names=rendered.tool_names)
-        with upstream_failures():
-            async with contextlib.AsyncExitStack() as stack:
-                response = await self._post(stack, rendered.body, key)
-                if response.content_type == "application/json":  # stream=true was ignored
-                    yield decoder.feed_completion(json_object(await response.read()))
-                    return
-                # One loop, no nested generator: this runs once per upstream read.
-                sse, content = SSEDecoder(), response.content
-                while chunk := await next_chunk(content, decoder.finishing, self._grace):
-                    events = decoder.feed(sse.frames(chunk))
-                    if events:
-                        yield events
-                    if decoder.failed:
-                        break
-                    if decoder.done:
-                        await read_tail(response)
-                        return
-                tail = decoder.finish(truncated=sse.truncated and not decoder.finishing)
-                if tail:
-                    yield tail
+                                      input_tokens=call.input_tokens, tool_names=tool_names)
+
+        async def opener(stack: contextlib.AsyncExitStack) -> Opened:
+            rendered = await off_loop(call.body_size, render_request, request,
+                                      self._render_options(route))
+            tool_names.update(rendered.tool_names)
+            response = await self._post(stack, rendered.body, key)
+            if response.content_type == "application/json":  # stream=true was ignored
+                return decoder.feed_completion(json_object(await response.read()))
+            return HttpBody(response)
+
+        return decoded(opener, SSEDecoder(self.settings.max_frame_bytes), decoder,
+                       grace=self.grace, failures=upstream_failures)
+
+    def relay_url(self, relay: RelayRequest) -> str:
+        return self._url
+
+    def relay_headers(self, relay: RelayRequest, key: str | None) -> dict[str, str]:
+        return {**relay.headers, **self._extra, **credentials("openai", key)}
 
     async def _post(self, stack: contextlib.AsyncExitStack, body: dict[str, Any],
-                    key: str | None) -> aiohttp.ClientResponse:
+                    key: str | None) -> Any:
         """POST upstream; a 400 that names a limit of the model is mended and retried once."""
         model = str(body["model"])
-        learned = self._learned.get(model)
-        if learned is None:
-            if len(self._learned) >= MAX_LEARNED_MODELS:  # clients choose model names
-                self._learned.pop(next(iter(self._learned)))
-            learned = self._learned[model] = Learned()
+        learned = await self._learned.get(model)
         body, mendable = learned.apply(body), True
-        headers = dict(self._headers)
-        if key:
-            headers["authorization"] = f"Bearer {key}"
+        headers = openai_headers(self._extra, key)
         while True:
-            response = await stack.enter_async_context(self._session.post(
-                self._url, data=orjson.dumps(body), headers=headers, allow_redirects=False))
+            response = await self.post(stack, self._url, orjson.dumps(body), headers)
             if response.status < 300:
                 return response
-            error = await status_error(response, (*self._secrets, key))
+            error = await self.refused(response, key)
             mended = None
             if mendable and response.status == 400:
                 mended = learn_from_refusal(error.message, body, learned)
@@ -110,10 +87,11 @@ class OpenAIBackend:
                 raise error
             log.info("upstream model %s refused part of a request (%s); retrying once, mended",
                      model, error.message[:200])
+            await self._learned.save(model, learned)
             body, mendable = mended, False
 
     def _render_options(self, route: Route) -> RenderOptions:
-        s = self._settings
+        s = self.settings
         caps = [c for c in (s.max_tokens_cap, route.max_tokens) if c]
         return RenderOptions(model=route.model,
                              max_tokens_field=s.upstream_max_tokens_field,
@@ -121,3 +99,38 @@ class OpenAIBackend:
                              send_reasoning_effort=s.send_reasoning_effort,
                              replay_reasoning=s.replay_reasoning,
                              inline_system_messages=s.system_messages == "inline")
+
+
+class LearnedLimits:
+    """Per upstream model, what it refused before: kept in the state store (so every
+    worker and instance learns once) and in a small local memory (so a request costs a
+    store call only the first time a process meets a model)."""
+
+    def __init__(self, store: Store, provider: str) -> None:
+        self._store = store
+        self._prefix = f"limits:{provider}:"
+        self._local: dict[str, Learned] = {}
+
+    async def get(self, model: str) -> Learned:
+        learned = self._local.get(model)
+        if learned is None:
+            if len(self._local) >= MAX_LEARNED_MODELS:
+                self._local.pop(next(iter(self._local)))
+            learned = self._local[model] = _loaded(await self._store.get(self._prefix + model))
+        return learned
+
+    async def save(self, model: str, learned: Learned) -> None:
+        raw = orjson.dumps({"max_tokens": learned.max_tokens, "token_field": learned.token_field,
+                            "dropped": sorted(learned.dropped)})
+        await self._store.set(self._prefix + model, raw, LEARNED_TTL)
+
+
+def _loaded(raw: bytes | None) -> Learned:
+    if raw is None:
+        return Learned()
+    try:
+        saved = orjson.loads(raw)
+        return Learned(max_tokens=saved.get("max_tokens"), token_field=saved.get("token_field"),
+                       dropped=set(saved.get("dropped") or ()))
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return Learned()  # an entry from another version: learn again

@@ -1,67 +1,74 @@
-"""Every configured provider, ready to call: its ClientSession, its backend, its keys.
-
-One ClientSession per provider and process, made when the app starts and closed with it:
-per provider, because connection limits and timeouts are per provider (a2o's
-``--max-connections`` and ``--max-connections-per-host``); with connect and read timeouts
-and no total timeout, which would cut long generations.
+"""Every configured provider, ready to call: its backend (of the provider's kind, made,
+started and closed with the app) and its keys; and the two ways in: translated
+(``stream``) and relayed (``relay``), both through the same attempts and failover.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 
 import aiohttp
 
-from proxy.backends.anthropic_http import AnthropicBackend
-from proxy.backends.base import Backend, Call
+from proxy.backends.base import Backend, Batches, Call, Context, Relaying, RelayRequest
 from proxy.backends.failover import Attempts, passthrough_key, stream_with_failover
 from proxy.backends.keys import KeyPool
-from proxy.backends.openai_http import OpenAIBackend
-from proxy.canonical import Event, Request
-from proxy.config import Settings
+from proxy.backends.relay import Refusal, relay_with_failover
+from proxy.canonical import Request
 from proxy.observe.trace import Trace
 from proxy.providers import Provider
 from proxy.routing import Plan
 
-BACKENDS: dict[str, Callable[[aiohttp.ClientSession, Provider, Settings], Backend]] = {
-    "openai": OpenAIBackend, "anthropic": AnthropicBackend}
+BackendFactory = Callable[[Provider, Context], Backend]
+
+
+def backend_of_kind(provider: Provider, context: Context) -> Backend:
+    """The backend ``proxy.kinds`` names for the provider's kind."""
+    module, _, name = provider.backend_kind.backend.partition(":")
+    made: Backend = getattr(importlib.import_module(module), name)(provider, context)
+    return made
 
 
 class Upstreams:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self.sessions: dict[str, aiohttp.ClientSession] = {}
+    def __init__(self, context: Context, make: BackendFactory = backend_of_kind) -> None:
+        self._context = context
+        self._make = make
         self.backends: dict[str, Backend] = {}
+        self.relayers: dict[str, Relaying] = {}  # the backends that can relay their wire
         self.pools: dict[str, KeyPool] = {}
 
     @contextlib.asynccontextmanager
     async def opened(self, providers: tuple[Provider, ...]) -> AsyncIterator[Upstreams]:
         async with contextlib.AsyncExitStack() as stack:
             for provider in providers:
-                session = await stack.enter_async_context(self._session(provider))
-                self.sessions[provider.name] = session
-                make = BACKENDS[provider.dialect]
-                self.backends[provider.name] = make(session, provider, self._settings)
-                self.pools[provider.name] = KeyPool(provider.keys)
+                backend = self._make(provider, self._context)
+                await backend.start()
+                stack.push_async_callback(backend.close)
+                self.backends[provider.name] = backend
+                if provider.wire is not None and isinstance(backend, Relaying):
+                    self.relayers[provider.name] = backend
+                self.pools[provider.name] = KeyPool(provider.name, provider.keys,
+                                                    self._context.store)
             yield self
 
     def attempts(self, plan: Plan, client_key: str | None, trace: Trace) -> Attempts:
-        return Attempts(plan, self.pools, partial(passthrough_key, self._settings,
-                                                  client_key=client_key), trace)
+        settings, masker = self._context.settings, self._context.masker
+        return Attempts(plan, self.pools,
+                        partial(passthrough_key, settings, client_key=client_key), trace,
+                        redact=partial(masker, extra=(client_key,)))
 
-    def stream(self, request: Request, call: Call, plan: Plan,
-               trace: Trace) -> AsyncIterator[list[Event]]:
+    def stream(self, request: Request, call: Call, plan: Plan, trace: Trace) -> Batches:
         """The events of the first attempt that answered, retries and failover included."""
         attempts = self.attempts(plan, call.client_key, trace)
-        return stream_with_failover(self.backends, attempts, request, call, call.commit_wait)
+        return stream_with_failover(self.backends, attempts, request, call,
+                                    self._context.settings.ping_interval)
 
-    def _session(self, provider: Provider) -> aiohttp.ClientSession:
-        settings = self._settings
-        connector = aiohttp.TCPConnector(limit=provider.max_connections,
-                                         limit_per_host=provider.max_connections_per_host)
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=provider.connect_timeout or settings.connect_timeout,
-            sock_read=provider.read_timeout or settings.read_timeout)
-        return aiohttp.ClientSession(connector=connector, timeout=timeout)
+    async def relay(self, relay: RelayRequest, plan: Plan, client_key: str | None,
+                    trace: Trace, stack: contextlib.AsyncExitStack
+                    ) -> aiohttp.ClientResponse | Refusal:
+        """The first answer to ``relay`` (held open in ``stack``), or a refusal to pass on;
+        ``relay.Exhausted`` when nothing answered."""
+        return await relay_with_failover(self.relayers, self.attempts(plan, client_key, trace),
+                                         relay, stack)

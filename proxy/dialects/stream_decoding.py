@@ -34,6 +34,12 @@ class StreamDecoder:
         """A failure came (an error frame, a broken one); ``finish()`` raises it."""
         return self._error is not None
 
+    @property
+    def finishing(self) -> bool:
+        """The upstream said it finished; only its last frames may still come (the read
+        loop then waits a short grace for them, no longer)."""
+        return False
+
     def feed(self, frames: list[str]) -> list[Event]:
         self._raise_held()
         try:

@@ -1,8 +1,17 @@
-"""Reading a client's JSON body: within MAX_BODY_BYTES, parsed once, raw bytes kept for
-the same-dialect relay; and the one refusal every handler shares, "no upstream set"."""
+"""Reading a client's JSON body safely: within BODY_READ_TIMEOUT and MAX_BODY_BYTES
+(counted after inflating a gzip or deflate body, and inflated only that far), parsed off
+the event loop when it is large, raw bytes kept for the same-dialect relay; and the one
+refusal every handler shares, "no upstream set".
+
+aiohttp's own decompression is turned off (``server_options`` in ``proxy.app``): it
+inflates as bytes arrive, on the event loop and without a bound, so 2 MB of gzip could
+stall every other request while it grew to gigabytes.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import zlib
 from typing import Any
 
 import orjson
@@ -10,23 +19,83 @@ from aiohttp import web
 
 from proxy.config import Settings
 from proxy.dialects.fields import parse_json_object
-from proxy.errors import NotConfigured, RequestTooLarge
+from proxy.errors import (
+    InvalidRequest,
+    NotConfigured,
+    RequestTimeout,
+    RequestTooLarge,
+    UnsupportedEncoding,
+)
 from proxy.keys import OBSERVERS_KEY, SETTINGS_KEY, TRACE_KEY
 from proxy.observe.trace import Trace
+from proxy.offload import off_loop
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 async def read_body(request: web.Request) -> tuple[bytes, dict[str, Any]]:
-    limit = request.app[SETTINGS_KEY].max_body_bytes
+    settings = request.app[SETTINGS_KEY]
+    limit = settings.max_body_bytes
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity", *_WBITS):
+        raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not accepted; send the "
+                                  "body plain, gzip or deflate.")
     if request.content_length is not None and request.content_length > limit:
         raise RequestTooLarge(f"The request body is {request.content_length} bytes; this "
                               f"proxy accepts at most {limit} (MAX_BODY_BYTES).")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise RequestTooLarge(f"The request body is larger than {limit} bytes "
-                              "(MAX_BODY_BYTES).") from None
+    raw = await _read(request, settings)
+    if encoding in _WBITS:
+        raw = await off_loop(len(raw), inflate, raw, encoding, limit)
     request.app[OBSERVERS_KEY].request_body(request[TRACE_KEY], raw)
-    return raw, parse_json_object(raw)
+    return raw, await off_loop(len(raw), parse_json_object, raw)
+
+
+async def _read(request: web.Request, settings: Settings) -> bytes:
+    try:
+        async with asyncio.timeout(settings.body_read_timeout):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise RequestTooLarge(f"The request body is larger than {settings.max_body_bytes} "
+                              "bytes (MAX_BODY_BYTES).") from None
+    except TimeoutError:
+        raise RequestTimeout(f"The request body did not arrive within "
+                             f"{settings.body_read_timeout:g} s (BODY_READ_TIMEOUT).") from None
+
+
+def inflate(data: bytes, encoding: str, limit: int) -> bytes:
+    """A gzip or deflate body, inflated no further than ``limit`` bytes. A gzip body may
+    hold several members, one after another (RFC 1952): all of them count."""
+    out = bytearray()
+    while True:
+        inflater = zlib.decompressobj(_WBITS[encoding])
+        try:
+            out += inflater.decompress(data, limit + 1 - len(out))
+            if len(out) <= limit and not inflater.unconsumed_tail:
+                out += inflater.flush()
+        except zlib.error:
+            if encoding == "deflate" and not out:  # some clients omit zlib's header
+                return inflate_raw_deflate(data, limit)
+            raise InvalidRequest(f"The request body is not valid {encoding}.") from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise RequestTooLarge(f"The request body inflates to more than {limit} bytes "
+                                  "(MAX_BODY_BYTES).")
+        if not inflater.eof:
+            raise InvalidRequest(f"The {encoding} request body is cut short.")
+        data = inflater.unused_data
+        if not data or encoding == "deflate":
+            return bytes(out)
+
+
+def inflate_raw_deflate(data: bytes, limit: int) -> bytes:
+    try:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise InvalidRequest("The request body is not valid deflate.") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise RequestTooLarge(f"The request body inflates to more than {limit} bytes "
+                              "(MAX_BODY_BYTES).")
+    return out
 
 
 def require_upstream(settings: Settings) -> None:

@@ -4,50 +4,24 @@ The access line carries the time, request id, client dialect, backend, the model
 and the model sent, status, time to first byte, total time, tokens in and out, and stop
 reason: in JSON mode as fields, in text mode as ``key=value``. Request and response
 bodies are logged only at DEBUG, cut to LOG_BODY_MAX_CHARS, and every key or token in
-them is masked first (``Masker``), so no secret reaches a log line.
+them is masked first (``proxy.redaction.Masker``), so no secret reaches a log line.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from proxy.config import Settings
 from proxy.observe.trace import Trace
+from proxy.redaction import Masker
 
 access_log = logging.getLogger("proxy.access")
 body_log = logging.getLogger("proxy.body")
-# Key-shaped strings, masked wherever they appear; known keys are added at start-up.
-_KEY_SHAPES = [
-    (re.compile(r"sk-[A-Za-z0-9_\-]{8,}"), "***"),  # OpenAI, Anthropic, DeepSeek, OpenRouter
-    (re.compile(r"(bearer\s+)[A-Za-z0-9_\-.=:/+]{8,}", re.I), r"\1***"),
-    (re.compile(r'("(?:x-api-key|api_key|api-key|apikey|api_keys|authorization|ak|token|'
-                r'password|secret)"\s*:\s*")[^"]{4,}', re.I), r"\1***"),
-]
-
-
-class Masker:
-    """Masks the configured secrets and key-shaped strings in any text."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        known = [re.escape(s) for s in sorted(set(secrets), key=len, reverse=True)
-                 if s and len(s) >= 6]
-        self._known = re.compile("|".join(known)) if known else None
-
-    def __call__(self, text: str) -> str:
-        if self._known is not None:
-            text = self._known.sub("***", text)
-        for pattern, replacement in _KEY_SHAPES:
-            text = pattern.sub(replacement, text)
-        return text
-
-
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname,

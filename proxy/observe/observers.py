@@ -7,10 +7,11 @@ import asyncio
 import logging
 
 from proxy.config import Settings
-from proxy.observe.logs import Masker, log_access, log_body
+from proxy.observe.logs import log_access, log_body
 from proxy.observe.metrics import Metrics
 from proxy.observe.session_log import SessionLog
 from proxy.observe.trace import RECORD_LIMIT, Trace
+from proxy.redaction import Masker
 
 log = logging.getLogger("proxy")
 MAX_PENDING_WRITES = 256

@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
-from proxy.observe.logs import Masker, access_fields
+from proxy.observe.logs import access_fields
 from proxy.observe.trace import Trace
+from proxy.redaction import Masker
 
 
 class SessionLog:

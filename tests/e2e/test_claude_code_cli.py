@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from proxy.app import create_app
+from proxy.app import create_app, server_options
 from proxy.config import Settings
 from tests.fakes.openai_upstream import (
     FakeOpenAIUpstream,
@@ -92,8 +92,7 @@ async def serve(scenario: Scenario | list[Scenario]) -> AsyncIterator[
     upstream = FakeOpenAIUpstream(scenario)
     base = await upstream.start()
     settings = Settings(upstream_url=base, model="gpt-4o-mini", port=0)
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True,
-                           shutdown_timeout=1.0)
+    runner = web.AppRunner(create_app(settings), shutdown_timeout=1.0, **server_options())
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()

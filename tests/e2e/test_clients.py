@@ -57,7 +57,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from proxy.app import create_app
+from proxy.app import create_app, server_options
 from proxy.config import Settings, load_settings
 from tests.e2e.test_claude_code_cli import TIMEOUT, _find_claude
 from tests.fakes import anthropic_upstream as fake_anthropic
@@ -186,8 +186,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[str, list[tuple[str
         seen.append((request.method, request.path, response.status))
 
     app.on_response_prepare.append(record)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
-                           shutdown_timeout=1.0)
+    runner = web.AppRunner(app, shutdown_timeout=1.0, **server_options())
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -12,8 +12,9 @@ import aiohttp
 import anthropic
 import pytest
 
-from proxy.observe.logs import JSONFormatter, Masker, access_fields, log_access
+from proxy.observe.logs import JSONFormatter, access_fields, log_access
 from proxy.observe.trace import OVERHEAD_HEADER, Trace
+from proxy.redaction import Masker
 from tests.fakes.openai_upstream import FakeOpenAIUpstream, Stream, text_stream
 
 HELLO = [{"role": "user", "content": "hi"}]

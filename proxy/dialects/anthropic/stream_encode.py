@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from proxy.canonical import (
+    RESULT_KINDS,
     BlockStart,
     BlockStop,
     Event,
@@ -26,7 +27,7 @@ from proxy.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from proxy.dialects.anthropic.responses import error_type
+from proxy.dialects.anthropic.responses import add_server_tool_use, error_type, result_block
 from proxy.sse import encode_event
 
 PING = encode_event(b"ping", b'{"type":"ping"}')
@@ -91,8 +92,13 @@ class AnthropicStreamEncoder:
         self._delta_head = (b'event: content_block_delta\ndata: {"type":"content_block_delta",'
                             b'"index":%d,"delta":{"type":"' % event.index)
         block: dict[str, Any]
-        if event.kind == "tool_use":
-            block = {"type": "tool_use", "id": event.tool_id, "name": event.tool_name, "input": {}}
+        if event.kind == "tool_use" or event.kind == "server_tool_use":
+            block = {"type": event.kind, "id": event.tool_id, "name": event.tool_name,
+                     "input": {}}
+        elif event.kind in RESULT_KINDS:
+            if event.result is None:
+                raise AssertionError(f"{event.kind} block {event.index} without its content")
+            block = result_block(event.kind, event.tool_id, event.result)
         elif event.kind == "thinking":
             block = {"type": "thinking", "thinking": "", "signature": ""}
         else:
@@ -110,11 +116,13 @@ class AnthropicStreamEncoder:
             raise AssertionError(f"delta or stop for block {index}, which is not open")
 
 
-def usage_json(usage: Usage) -> dict[str, int]:
-    return {"input_tokens": usage.input_tokens,
-            "cache_creation_input_tokens": usage.cache_creation_input_tokens,
-            "cache_read_input_tokens": usage.cache_read_input_tokens,
-            "output_tokens": usage.output_tokens}
+def usage_json(usage: Usage) -> dict[str, Any]:
+    body: dict[str, Any] = {"input_tokens": usage.input_tokens,
+                            "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                            "cache_read_input_tokens": usage.cache_read_input_tokens,
+                            "output_tokens": usage.output_tokens}
+    add_server_tool_use(body, usage)
+    return body
 
 
 def error_frame(kind: str, message: str) -> bytes:

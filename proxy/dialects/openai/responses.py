@@ -1,6 +1,8 @@
 """OpenAI-shaped JSON bodies: a completion, an error, a model list (protocols.md 2.3-2.7).
 
-Sans-I/O.
+Sans-I/O. Server tool blocks (web search and fetch run for the client) have no place in a
+chat completion; what survives of them is the search results, as ``url_citation``
+annotations on the answer (the shape OpenAI's own search models give).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from proxy.canonical import CollectedMessage, Usage
+from proxy.canonical import CollectedMessage, Usage, WebSearchHit
 
 _ERROR_TYPES = {
     "invalid_request": "invalid_request_error",
@@ -64,6 +66,9 @@ def completion_body(message: CollectedMessage, *, completion_id: str,
               "function": {"name": b.tool_name, "arguments": orjson.dumps(b.tool_input).decode()}}
              for b in message.blocks if b.kind == "tool_use"]
     reply: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
+    annotations = _message_citations(message)
+    if annotations:
+        reply["annotations"] = annotations
     if thinking:
         reply["reasoning_content"] = thinking
     if calls:
@@ -74,3 +79,36 @@ def completion_body(message: CollectedMessage, *, completion_id: str,
             "choices": [{"index": 0, "message": reply, "logprobs": None,
                          "finish_reason": reason}],
             "usage": usage_json(message.usage)}
+
+
+def url_citations(hits: list[WebSearchHit], text_after: str, offset: int) -> list[dict[str, Any]]:
+    """One ``url_citation`` per distinct result URL. ``text_after`` is the answer written after
+    the first results came, starting at character ``offset`` of the content. A URL the answer
+    quotes is cited where it stands; the others span all of ``text_after``: we cannot know
+    which sentence drew on which page, only that it was written with them at hand."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for hit in hits:
+        if hit.url in seen:
+            continue
+        seen.add(hit.url)
+        at = text_after.find(hit.url)
+        start, end = ((offset + at, offset + at + len(hit.url)) if at >= 0
+                      else (offset, offset + len(text_after)))
+        out.append({"type": "url_citation", "url_citation": {
+            "start_index": start, "end_index": end, "title": hit.title, "url": hit.url}})
+    return out
+
+
+def _message_citations(message: CollectedMessage) -> list[dict[str, Any]]:
+    hits: list[WebSearchHit] = []
+    before: list[str] = []
+    after: list[str] = []
+    for block in message.blocks:
+        if block.kind == "web_search_tool_result" and isinstance(block.result, tuple):
+            hits += block.result
+        elif block.kind == "text":
+            (after if hits else before).append(block.text)
+    if not hits:
+        return []
+    return url_citations(hits, "".join(after), len("".join(before)))
