@@ -323,3 +323,30 @@ def test_readme_says_what_the_tests_need() -> None:
     assert "about 1 GB, so it needs network access to PyPI and npm" in said
     assert "`bash scripts/serve` after `bash scripts/test` installs nothing" in said
     assert shlex.split(block(README, "test", "client"))[:2] == ["bash", "scripts/client"]
+
+
+def read_fields(bullet_start: str) -> set[str]:
+    """The fields docs/migrating.md says a direction reads: the names after "every
+    top-level field but" in the bullet that starts with ``bullet_start``."""
+    text = " ".join((REPO / "docs" / "migrating.md").read_text(encoding="utf-8").split())
+    bullet = text.split(f"- **{bullet_start}")[1].split("- **")[0]
+    listed = bullet.split("every top-level field but", 1)[1].split("(so", 1)[0]
+    return set(re.findall(r"`([a-z_]+)`", listed))
+
+
+def test_the_dropped_fields_doc_matches_the_parsers() -> None:
+    from proxy.dialects.anthropic import request_parse as anthropic_parse
+    from proxy.dialects.openai import request_parse as openai_parse
+
+    assert read_fields("Anthropic client") == set(anthropic_parse._KNOWN)
+    assert read_fields("OpenAI client") == set(openai_parse._READ) - {
+        "n", "logprobs", "top_logprobs", "modalities", "audio", "web_search_options"}
+
+
+async def test_a_dropped_field_is_told_in_the_header(proxy_url: str) -> None:
+    async with aiohttp.ClientSession() as session, session.post(
+            proxy_url + "/v1/messages", headers={"anthropic-version": "2023-06-01"},
+            json={"model": "m", "max_tokens": 5, "top_k": 3,
+                  "messages": [{"role": "user", "content": "x"}]}) as answer:
+        assert answer.status == 200
+        assert answer.headers["x-llm-proxy-dropped"] == "top_k"
