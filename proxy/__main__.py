@@ -26,21 +26,27 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _announce(settings: Settings) -> None:
-    where = f"http://{settings.host}:{settings.port}"
-    if not settings.upstream_configured:
-        log.warning(
-            "No upstream is configured, so requests will be refused with a clear error. "
-            "Set one with --upstream URL (or UPSTREAM_URL in the environment or .env): an "
-            "OpenAI-compatible base URL ending in /v1, e.g. "
-            "`python -m proxy --upstream https://api.deepseek.com/v1 --model deepseek-chat`.")
-    else:
+    """What the settings amount to; ``listening on …`` follows once the port is bound."""
+    for level, note in settings.seed_notes:
+        log.log(level, "%s", note)
+    if settings.providers_file is not None:
+        file = settings.providers_file
+        for provider in file.providers:
+            models = ", ".join(m.id for m in provider.models) or "(none listed)"
+            log.info("providers file %s: %s at %s (%s), models %s", file.path, provider.name,
+                     _without_credentials(provider.base_url), provider.kind, models)
+    elif settings.upstream_url:
         model = settings.model or "(the client's own model name)"
         log.info("forwarding to %s (%s) as model %s", _without_credentials(settings.upstream_url),
                  settings.upstream_dialect, model)
-    processes = (f"{settings.workers} worker processes" if settings.workers > 1
-                 else "one process")
-    log.info("llm-dialect-proxy listening on %s with %s; point Claude Code at it with "
-             "ANTHROPIC_BASE_URL=%s", where, processes, where)
+    else:
+        log.warning(
+            "No upstream is configured, so requests will be refused with a clear error. "
+            "Set one with --upstream URL (or UPSTREAM_URL in the environment or .env): an "
+            "OpenAI-compatible base URL ending in /v1, e.g. `bash scripts/serve --upstream "
+            "https://api.deepseek.com/v1 --model deepseek-chat`; "
+            "or several with --config FILE (a config.json in the working directory is read "
+            "by itself). backboard.io and the Claude Code CLI as backends are not built yet.")
 
 
 def _without_credentials(url: str) -> str:

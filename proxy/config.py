@@ -1,8 +1,9 @@
 """Settings: flags, then the environment, then ``.env``, then defaults; frozen once loaded.
 
-The only reader of ``os.environ`` in the package. Every setting is listed, with its
-default, in ``.env.example``; ``SETTINGS`` below is the single table both the flag parser
-and the environment reader are built from, so the three can never disagree.
+The only reader of ``os.environ`` in the server. Every setting is listed, with its default,
+in ``.env.example``; ``SETTINGS`` below is the single table both the flag parser and the
+environment reader are built from, so the three can never disagree. Settings of the
+projects this one grows from are read through ``proxy.migration``, at the same levels.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from proxy import __version__, migration
 from proxy.kinds import KINDS
 from proxy.providers import ConfigError, ProvidersFile, read_providers_file
 
@@ -60,6 +64,7 @@ class Settings:
     log_body_max_chars: int = 4096
     log_stream_text_preview_chars: int = 256
     providers_file: ProvidersFile | None = None  # read from config_path at start-up
+    seed_notes: tuple[migration.Note, ...] = ()  # what was read from other projects' settings
 
     @property
     def upstream_configured(self) -> bool:
@@ -104,8 +109,9 @@ SETTINGS = (
           + ", ".join(KINDS)),
     _Spec("upstream_api_key", "--api-key", "key sent upstream; unset, the client's own key is "
           "passed through (never the proxy's key, never an Anthropic key to another provider)"),
-    _Spec("model", "--model", "upstream model (answers still name the model the client asked "
-          "for); see MODEL_OVERRIDE"),
+    _Spec("model", "--model", "upstream model; see MODEL_OVERRIDE. Translated answers name "
+          "the model the client asked for; relayed ones (same dialect both sides) come back "
+          "byte for byte, naming the model the upstream reports"),
     _Spec("model_override", "--model-override", "true: MODEL replaces every requested model; "
           "false: MODEL only fills in a missing one; auto: true for openai upstreams, false "
           "for anthropic ones"),
@@ -162,44 +168,84 @@ SETTINGS = (
 )
 
 
+DESCRIPTION = (
+    "Serve the Anthropic Messages API (Claude Code, the anthropic SDK) and the OpenAI Chat "
+    "Completions API (the openai SDK, LiteLLM, Continue…) in front of an OpenAI-compatible "
+    "upstream or the Anthropic API: translated where the client's dialect differs from the "
+    "upstream's, relayed byte for byte where they match. Each flag overrides the environment "
+    "variable named after it, which overrides .env, which overrides the default.")
+BOOLEANS = frozenset(f.name for f in fields(Settings) if f.type == "bool")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llm-dialect-proxy",
-        description="Serve the Anthropic Messages API (Claude Code, the anthropic SDK) in "
-        "front of any OpenAI-compatible backend. Each flag overrides the environment "
-        "variable named after it, which overrides .env, which overrides the default.")
+    parser = argparse.ArgumentParser(prog="llm-dialect-proxy", description=DESCRIPTION)
+    parser.add_argument("--version", action="version",
+                        version=f"llm-dialect-proxy {__version__}")
     defaults = Settings()
     for spec in SETTINGS:
         env = spec.name.upper()
         default = getattr(defaults, spec.name)
         shown = "(unset)" if default == "" else default
-        parser.add_argument(spec.flag, dest=spec.name, default=None, metavar=env,
-                            help=f"{spec.help}. Env {env}, default {shown}.")
+        help = f"{spec.help}. Env {env}, default {shown}."
+        if spec.name in BOOLEANS:
+            # A bare switch means true (--claude-code-headers); a value still works (… false).
+            parser.add_argument(spec.flag, dest=spec.name, default=None, metavar=env,
+                                nargs="?", const="true", help=help)
+        else:
+            parser.add_argument(spec.flag, dest=spec.name, default=None, metavar=env,
+                                help=help)
     parser.add_argument("--env-file", default=".env", help="dotenv file to read (default .env)")
+    seeds = parser.add_argument_group(
+        "flags of the projects this one grows from (docs/migrating.md)")
+    for entry in migration.flags():
+        if entry.metavar is None:
+            seeds.add_argument(entry.name, dest=_seed_dest(entry.name), action="store_const",
+                               const="", default=None, help=migration.flag_help(entry))
+        else:
+            seeds.add_argument(entry.name, dest=_seed_dest(entry.name), default=None,
+                               metavar=entry.metavar, help=migration.flag_help(entry))
     return parser
 
 
+def _seed_dest(flag: str) -> str:
+    return "seed_" + flag.lstrip("-").replace("-", "_")
+
+
 def load_settings(argv: Sequence[str] | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+                  environ: Mapping[str, str] | None = None,
+                  cwd: Path | None = None) -> Settings:
+    """``cwd``: where a ``config.json`` is looked for when no upstream is given (the Go
+    claude-proxy's default); the working directory unless said."""
     args = build_parser().parse_args(argv)
     environ = os.environ if environ is None else environ
     dotenv = {k: v for k, v in dotenv_values(args.env_file).items() if v is not None}
-    values: dict[str, Any] = {}
+    seed_flags = {e.name: getattr(args, _seed_dest(e.name)) for e in migration.flags()}
+    found = migration.find(seed_flags, environ, dotenv)
+    migration.refuse(found)
+    names = [spec.name.upper() for spec in SETTINGS]
+    # An empty value means "unset", so a copied .env.example (PROXY_API_KEY=) never
+    # overrides the providers file with nothing.
+    layers = {
+        "flag": {n: v for n in names if (v := getattr(args, n.lower())) not in (None, "")},
+        "environment": {n: environ[n] for n in names if environ.get(n)},
+        ".env": {n: dotenv[n] for n in names if dotenv.get(n)},
+    }
+    notes, taken = migration.apply(found, layers)
+    raw = {**layers[".env"], **layers["environment"], **layers["flag"]}
+    notes += migration.fallbacks(raw, found, taken, Path.cwd() if cwd is None else cwd)
     types = {f.name: f.type for f in fields(Settings)}
-    for spec in SETTINGS:
-        env = spec.name.upper()
-        raw = getattr(args, spec.name)
-        if raw is None:
-            raw = environ.get(env) or dotenv.get(env)
-        # An empty value means "unset", so a copied .env.example (PROXY_API_KEY=) never
-        # overrides the providers file with nothing.
-        if raw is not None and raw != "":
-            values[spec.name] = _convert(raw, str(types[spec.name]), env)
+    values: dict[str, Any] = {spec.name: _convert(raw[spec.name.upper()],
+                                                  str(types[spec.name]), spec.name.upper())
+                              for spec in SETTINGS if spec.name.upper() in raw}
+    notes += migration.warnings(found)
     file = _providers_file(values.get("config_path", ""))
     if file is not None:
+        in_file = migration.find_in_file(file.path)
+        migration.refuse(in_file)
+        notes += migration.warnings(in_file)
         # The file fills what flags, environment and .env left unset.
         values = {**file.settings, **values, "providers_file": file}
-    settings = Settings(**values)
+    settings = Settings(**values, seed_notes=tuple(notes))
     _check_choices(settings)
     url = settings.upstream_url or KINDS[settings.upstream_dialect].default_url
     return replace(settings, upstream_url=normalize_upstream(url, settings.anthropic))
@@ -228,8 +274,21 @@ def _check_ranges(settings: Settings) -> None:
             raise SystemExit(f"llm-dialect-proxy: {name.upper()} must be {bound}, not {value}.")
 
 
+def _check_upstream(url: str) -> None:
+    """A URL without a scheme would fail every request later (InvalidUrlClientError):
+    refuse it now, as the providers file does."""
+    parts = urlsplit(url.strip())
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return
+    guess = url.strip().split("://", 1)[-1].lstrip("/")
+    raise SystemExit(f"llm-dialect-proxy: UPSTREAM_URL must be an http:// or https:// URL "
+                     f"with a host, not {url!r}; did you mean https://{guess}?")
+
+
 def _check_choices(settings: Settings) -> None:
     _check_ranges(settings)
+    if settings.upstream_url:
+        _check_upstream(settings.upstream_url)
     if settings.claude_code_profile:
         try:
             profile = json.loads(settings.claude_code_profile)

@@ -111,8 +111,32 @@ def read_providers_file(path: str) -> ProvidersFile:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}.") from None
+        raise ConfigError(f"{path}:{json_fault(exc)}") from None
     return parse_providers(raw, path)
+
+
+def json_fault(exc: json.JSONDecodeError) -> str:
+    """``LINE:COLUMN: not valid JSON: WHY``, the same on every Python. A trailing comma,
+    the commonest slip in a hand-edited file, is reported at the comma in our own words:
+    Python 3.13 points at the comma ("Illegal trailing comma…"), 3.11 and 3.12 at the
+    bracket after it ("Expecting property name…" or "Expecting value")."""
+    text, pos = exc.doc, exc.pos
+    comma = pos if text[pos:pos + 1] == "," else -1
+    if comma < 0 and text[pos:pos + 1] in ("}", "]"):
+        before = text[:pos].rstrip()
+        comma = len(before) - 1 if before.endswith(",") else -1
+    if comma >= 0:
+        closer = text[comma + 1:].lstrip()[:1]
+        if closer in ("}", "]"):
+            line, column = _line_and_column(text, comma)
+            return (f"{line}:{column}: not valid JSON: a trailing comma before {closer!r} "
+                    "(JSON allows none).")
+    line, column = _line_and_column(text, pos)
+    return f"{line}:{column}: not valid JSON: {exc.msg}."
+
+
+def _line_and_column(text: str, pos: int) -> tuple[int, int]:
+    return text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
 
 
 def parse_providers(raw: Any, path: str = "config.json") -> ProvidersFile:

@@ -88,10 +88,24 @@ def serve(settings: Settings, *, supervisor: int = 0) -> None:
     try:
         web.run_app(app, host=settings.host, port=settings.port, reuse_port=bool(supervisor),
                     shutdown_timeout=max(settings.grace_period, 0.002) / 2,
-                    handle_signals=False, print=None, loop=loop, **server_options())
+                    handle_signals=False, print=_listening(settings, supervisor), loop=loop,
+                    **server_options())
     except OSError as exc:  # the port is taken, the address is not ours...
         raise SystemExit(f"llm-dialect-proxy: {exc}") from None
     log.info("stopped (PID %d)", os.getpid())
+
+
+def _listening(settings: Settings, supervisor: int) -> Callable[[str], None]:
+    """run_app calls its ``print`` once every site is bound and listening: only then does
+    the log say so (a taken port says ``address already in use`` alone)."""
+    where = f"http://{settings.host}:{settings.port}"
+    processes = (f"{settings.workers} worker processes (this one PID {os.getpid()})"
+                 if supervisor else "one process")
+
+    def say(_: str) -> None:
+        log.info("llm-dialect-proxy listening on %s with %s; point Claude Code at it with "
+                 "ANTHROPIC_BASE_URL=%s", where, processes, where)
+    return say
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,107 @@ def test_starts_without_an_upstream_and_says_what_to_set(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- what a new user tripped on -------------------------------------------------------------
+
+
+def test_a_boolean_flag_alone_means_true(tmp_path: Path) -> None:
+    none = ["--env-file", str(tmp_path / "none")]
+    assert load_settings(["--claude-code-headers", *none], {}).claude_code_headers is True
+    settings = load_settings(["--claude-code-headers", "false", "--replay-reasoning", *none], {})
+    assert (settings.claude_code_headers, settings.replay_reasoning) == (False, True)
+    assert load_settings(["--send-reasoning-effort", "off", *none], {}).send_reasoning_effort \
+        is False
+
+
+@pytest.mark.parametrize("url", ["api.deepseek.com/v1", "ftp://h/v1", "https:///v1"])
+def test_an_upstream_without_scheme_or_host_stops_the_start(tmp_path: Path, url: str) -> None:
+    with pytest.raises(SystemExit, match=r"UPSTREAM_URL must be an http:// or https:// URL "
+                       r"with a host, not '.*'; did you mean https://"):
+        load_settings(["--upstream", url, "--env-file", str(tmp_path / "none")], {})
+
+
+def test_help_names_both_directions_and_version_is_the_packages() -> None:
+    out = subprocess.run([sys.executable, "-m", "proxy", "--help"], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
+    described = " ".join(out.split("options:")[0].split())
+    for said in ("Anthropic Messages API", "OpenAI Chat Completions API",
+                 "OpenAI-compatible upstream or the Anthropic API", "translated", "relayed"):
+        assert said in described, said
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    done = subprocess.run([sys.executable, "-m", "proxy", "--version"], capture_output=True,
+                          text=True, check=True, cwd=ROOT)
+    assert done.stdout == f"llm-dialect-proxy {version}\n"
+
+
+def start_proxy_process(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "proxy", *args, "--env-file",
+                             str(tmp_path / "none")], cwd=tmp_path, stderr=subprocess.PIPE,
+                            text=True, env={"PATH": "/usr/bin:/bin",
+                                            "PYTHONPATH": str(ROOT)})
+
+
+def read_until(proc: subprocess.Popen[str], word: str) -> str:
+    """stderr up to the first line with ``word``, or to its end."""
+    assert proc.stderr is not None
+    lines = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if word in line or not line:
+            break
+    return "".join(lines)
+
+
+def test_listening_is_said_once_the_port_is_bound(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start_proxy_process(["--port", str(port)], tmp_path)
+        try:
+            assert proc.wait(timeout=20) == 1
+            assert proc.stderr is not None
+            log = proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "address already in use" in log and "listening" not in log, log
+    port = free_port()
+    proc = start_proxy_process(["--port", str(port)], tmp_path)
+    try:
+        log = read_until(proc, "listening on")
+        assert f"listening on http://127.0.0.1:{port}" in log, log
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # bound and accepting the moment the log says so
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_providers_file_is_named_in_the_start_up_log(tmp_path: Path) -> None:
+    config = tmp_path / "providers.json"
+    config.write_text(json.dumps({"providers": [
+        {"name": "deepseek", "base_url": "https://user:secret@api.deepseek.com",
+         "api_key": "sk-a", "models": [{"id": "ds"}, {"id": "dr"}]},
+        {"name": "claude", "dialect": "anthropic", "base_url": "https://api.anthropic.com",
+         "api_key": "sk-ant-b", "models": []}]}))
+    proc = start_proxy_process(["--config", str(config), "--port", "0"], tmp_path)
+    try:
+        log = read_until(proc, "listening on")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert (f"providers file {config}: deepseek at https://***@api.deepseek.com (openai), "
+            "models ds, dr") in log, log
+    assert (f"providers file {config}: claude at https://api.anthropic.com (anthropic), "
+            "models (none listed)") in log
+    assert "forwarding to  (" not in log and "secret" not in log
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

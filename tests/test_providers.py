@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from proxy.config import load_settings
-from proxy.providers import ConfigError, parse_providers, read_providers_file
+from proxy.providers import ConfigError, json_fault, parse_providers, read_providers_file
 
 GO_EXAMPLE = Path(__file__).parent / "fixtures/config/go_claude_proxy.json"
 
@@ -96,8 +96,26 @@ def test_faults_name_the_place(raw: Any, message: str) -> None:
 def test_invalid_json_names_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text('{\n  "providers": [\n    {"base_url": "http://u",}\n  ]\n}\n')
-    with pytest.raises(ConfigError, match=r"bad.json:3:29: not valid JSON"):
+    with pytest.raises(ConfigError, match=r"bad.json:3:28: not valid JSON: a trailing comma "
+                       r"before '}' \(JSON allows none\)\.$"):
         read_providers_file(str(path))
+    path.write_text('{"providers": [\n  {"base_url": "http://u"} {}]}')
+    with pytest.raises(ConfigError, match=r"bad.json:2:28: not valid JSON: "):
+        read_providers_file(str(path))
+
+
+@pytest.mark.parametrize(("text", "pos", "why"), [
+    # where and how each Python reports the same trailing comma
+    ('{"a": 1,\n}', 9, "Expecting property name enclosed in double quotes"),  # 3.11, 3.12
+    ('{"a": 1,\n}', 7, "Illegal trailing comma before end of object"),  # 3.13
+    ("[1, 2 ,  ]", 9, "Expecting value"),  # 3.11, 3.12
+    ("[1, 2 ,  ]", 6, "Illegal trailing comma before end of array"),  # 3.13
+])
+def test_a_trailing_comma_reads_the_same_on_every_python(text: str, pos: int, why: str) -> None:
+    closer = text.rstrip()[-1]
+    column = 8 if closer == "}" else 7
+    assert json_fault(json.JSONDecodeError(why, text, pos)) == (
+        f"1:{column}: not valid JSON: a trailing comma before {closer!r} (JSON allows none).")
 
 
 def test_a_broken_file_stops_start_up_with_the_message(tmp_path: Path) -> None:

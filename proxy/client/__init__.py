@@ -4,7 +4,8 @@
 any, and ``cli.py`` is the command line.
 """
 
-from proxy.client.client import DEFAULT_URL, ProxyClient, TextStream
+from proxy.client.client import ProxyClient, TextStream
+from proxy.client.defaults import DEFAULT_URL
 from proxy.client.wire import Completion, ProxyClientError
 
 __all__ = ["DEFAULT_URL", "Completion", "ProxyClient", "ProxyClientError", "TextStream"]

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from proxy.client.client import DEFAULT_URL, ProxyClient
+from proxy.client.client import ProxyClient
+from proxy.client.defaults import DEFAULT_URL, ClientDefaults, client_defaults
 from proxy.client.wire import DIALECTS, Completion, ProxyClientError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -34,7 +35,8 @@ exit status: 0 if every request succeeded, 1 if any failed, 2 for a usage error 
 prompt, no model), 130 if interrupted.
 
 environment: PROXY_URL, PROXY_MODEL, PROXY_API_KEY give the defaults of --url, --model
-and --api-key."""
+and --api-key; unset, claudebridge's BRIDGE_URL, OPENROUTER_MODEL, OPENROUTER_API_KEY do
+(a note on stderr says so)."""
 
 
 class UsageError(Exception):
@@ -60,15 +62,16 @@ def _positive(value: str) -> int:
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    defaults = client_defaults(env)
     parser = argparse.ArgumentParser(
         prog="python -m proxy.client", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Send a prompt through llm-dialect-proxy and stream the answer.")
     parser.add_argument("prompt", nargs="?", default="-",
                         help='the prompt; read from stdin when absent or "-"')
-    parser.add_argument("--url", default=env.get("PROXY_URL") or DEFAULT_URL,
+    parser.add_argument("--url", default=defaults.url,
                         help=f"the proxy's base URL (default: $PROXY_URL, else {DEFAULT_URL})")
-    parser.add_argument("-m", "--model", default=env.get("PROXY_MODEL") or None,
+    parser.add_argument("-m", "--model", default=defaults.model,
                         help="model name (default: $PROXY_MODEL, else the first model "
                              "the proxy lists at /v1/models)")
     parser.add_argument("--dialect", choices=DIALECTS, default="anthropic",
@@ -81,7 +84,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=_positive, default=1024, metavar="N",
                         help="the answer's token limit (default: %(default)s)")
     parser.add_argument("--system", metavar="TEXT", help="a system prompt")
-    parser.add_argument("--api-key", default=env.get("PROXY_API_KEY") or None, metavar="KEY",
+    parser.add_argument("--api-key", default=defaults.api_key, metavar="KEY",
                         help="key for the proxy, as x-api-key (anthropic) or Authorization: "
                              "Bearer (openai) (default: $PROXY_API_KEY)")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
@@ -93,6 +96,16 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
+def say_borrowed(defaults: ClientDefaults, args: argparse.Namespace) -> None:
+    """A note on stderr for each claudebridge variable that gave a value in use."""
+    used = {"PROXY_URL": (args.url, defaults.url), "PROXY_API_KEY": (args.api_key,
+            defaults.api_key), "PROXY_MODEL": (args.model, defaults.model)}
+    for ours, theirs in defaults.borrowed:
+        value, default = used[ours]
+        if value == default:
+            print(f"note: {theirs} (claudebridge's) read as {ours}", file=sys.stderr)
+
+
 def read_prompt(argument: str) -> str:
     text = sys.stdin.read() if argument == "-" else argument
     if not text.strip():
@@ -102,6 +115,7 @@ def read_prompt(argument: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(os.environ).parse_args(argv)
+    say_borrowed(client_defaults(os.environ), args)
     try:
         prompt = read_prompt(args.prompt)
         return asyncio.run(run(args, prompt))

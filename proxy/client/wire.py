@@ -41,6 +41,11 @@ class Completion:
     total_s: float
     thinking: str = ""
 
+    def __str__(self) -> str:
+        """The text, so ``print(await client.complete(...))`` prints the answer, as with
+        claudebridge's BridgeClient."""
+        return self.text
+
 
 class ProxyClientError(Exception):
     """The proxy (or the way to it) failed. ``status`` is the HTTP status of an error

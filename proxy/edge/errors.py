@@ -12,11 +12,16 @@ from aiohttp import web
 
 from proxy.dialects.anthropic import responses as anthropic_responses
 from proxy.dialects.openai import responses as openai_responses
-from proxy.errors import InvalidRequest, ProxyError
+from proxy.errors import InvalidRequest, NotFound, ProxyError
 from proxy.keys import TRACE_KEY
 
 ANTHROPIC = "anthropic"
 OPENAI = "openai"
+
+
+class UnknownPath(NotFound):
+    """No route has this path. Anthropic calls it ``not_found_error``; OpenAI answers an
+    unknown URL as an ``invalid_request_error`` with no code, never ``model_not_found``."""
 
 
 def client_dialect(request: web.Request) -> str:
@@ -35,7 +40,8 @@ def error_response(request: web.Request, error: ProxyError) -> web.Response:
         status = error.status
     else:
         param = error.param if isinstance(error, InvalidRequest) else None
-        body = openai_responses.error_body(error.kind, error.message, param)
+        kind = "invalid_request" if isinstance(error, UnknownPath) else error.kind
+        body = openai_responses.error_body(kind, error.message, param)
         status = 503 if error.status == 529 else error.status
     response = web.Response(status=status, body=orjson.dumps(body),
                             content_type="application/json")
@@ -50,10 +56,9 @@ def error_response(request: web.Request, error: ProxyError) -> web.Response:
 def from_http_exception(exc: web.HTTPException) -> ProxyError:
     """aiohttp's own refusals (unknown path, wrong method, body too large) as ProxyErrors."""
     if exc.status == 404:
-        return ProxyError("Not found: this proxy serves /v1/messages, "
-                          "/v1/messages/count_tokens, /v1/chat/completions (also under "
-                          "/api/v1), /v1/models and /health.",
-                          status=404, kind="not_found")
+        return UnknownPath("Not found: this proxy serves /v1/messages, "
+                           "/v1/messages/count_tokens, /v1/chat/completions (also under "
+                           "/api/v1), /v1/models (also under /api/v1), /health and /metrics.")
     if exc.status == 405:
         return ProxyError(f"Method not allowed: {exc.reason}.", status=405,
                           kind="invalid_request")

@@ -35,8 +35,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """``GET /health``; ``health`` and ``message`` as the Go claude-proxy answers, for the
+    monitors its users have."""
     settings = request.app[SETTINGS_KEY]
-    return json_response({"status": "ok", "upstream_configured": settings.upstream_configured,
+    return json_response({"status": "ok", "health": "ok", "message": "llm-dialect-proxy",
+                          "upstream_configured": settings.upstream_configured,
                           "upstream_dialect": settings.upstream_dialect})
 
 

@@ -49,10 +49,12 @@ def error_body(kind: str, message: str, param: str | None = None) -> dict[str, A
 
 
 def models_body(models: list[tuple[str, str]]) -> dict[str, Any]:
-    """``models``: (id, display name) pairs; OpenAI's list has no display names."""
+    """``models``: (id, display name) pairs. OpenAI's list has no display names; the Go
+    claude-proxy's has, in this same shape, so they are kept (clients ignore the field)."""
     return {"object": "list", "data": [
-        {"id": model_id, "object": "model", "created": 1735689600, "owned_by": "llm-dialect-proxy"}
-        for model_id, _ in models]}
+        {"id": model_id, "object": "model", "created": 1735689600,
+         "owned_by": "llm-dialect-proxy", "display_name": name}
+        for model_id, name in models]}
 
 
 def completion_body(message: CollectedMessage, *, completion_id: str,
