@@ -9,8 +9,9 @@ change and what to use instead. None is ignored without a word (docs/migrating.m
 ``.env`` at the same level as ours would be; our own name, given at the same or a higher
 level, wins, and the log says so. Their flags (a2o's ``--timeout`` and ``--debug``,
 claudebridge's ``-w``) are flags of ours; lower-case names are keys of the providers file.
-``NotYet`` entries belong to parts not built yet: the backboard.io backend (issue 10), the
-Claude Code CLI backend (issue 11), web tools through Tavily (issue 12). When one lands,
+``NotYet`` entries belong to parts not built yet: the Claude Code CLI backend (issue 11),
+web tools through Tavily (issue 12). (bbd2api's ``THREAD_TTL`` is a setting of ours by
+that very name.) When one lands,
 turn its entries into ``Mapped`` ones. ``CLIENT_ALIASES`` are claudebridge's client
 variables, read by ``proxy.client``.
 """
@@ -81,8 +82,6 @@ def _debug(raw: str) -> Values:
     return {}  # DEBUG=express:* and the like belong to other programs
 
 
-_BACKBOARD = ("the backboard.io backend", 10,
-              "point --upstream at another backend meanwhile")
 _CLI = ("the Claude Code CLI backend", 11,
         "meanwhile an Anthropic API key works: --upstream https://api.anthropic.com "
         "--upstream-dialect anthropic")
@@ -103,9 +102,11 @@ ENTRIES: tuple[Entry, ...] = (
            why="a2o's timeout was the longest wait for the upstream's next bytes; there is "
                "no total limit here, so long streams are never cut"),
     Mapped("a2o", "--debug", lambda v: {"LOG_LEVEL": "DEBUG"}),
-    NotYet("bbd2api", "BBD_API_KEY", *_BACKBOARD),
-    NotYet("bbd2api", "BBD_UPSTREAM", *_BACKBOARD),
-    NotYet("bbd2api", "THREAD_TTL", *_BACKBOARD),
+    Mapped("bbd2api", "BBD_API_KEY",
+           lambda v: {"UPSTREAM_API_KEY": v, "UPSTREAM_DIALECT": "backboard"}, secret=True,
+           why="backboard.io keys, comma-separated, rotated; a conversation keeps its key"),
+    Mapped("bbd2api", "BBD_UPSTREAM",
+           lambda v: {"UPSTREAM_URL": v, "UPSTREAM_DIALECT": "backboard"}),
     NotYet("claudebridge", "POOL_SIZE", *_CLI),
     NotYet("claudebridge", "CLAUDE_TIMEOUT", *_CLI),
     Refused("claudebridge", "-w", "it sized claudebridge's pool of Claude Code processes, "
@@ -283,4 +284,5 @@ def fallbacks(raw: Values, found: Sequence[Found], taken: set[str], cwd: Path) -
 
 
 def _shown(entry: Mapped, values: Values) -> str:
-    return ", ".join(f"{k}={'***' if entry.secret else v}" for k, v in values.items())
+    return ", ".join(f"{k}={'***' if entry.secret and 'KEY' in k else v}"
+                     for k, v in values.items())

@@ -8,8 +8,8 @@ upstreams from ``tests/fakes/``; fixed ports (3578, 8000, 8888, 10088) become fr
 ``0.0.0.0`` becomes ``127.0.0.1``. Each "ours" block is also checked to be the seed's own
 "theirs" block with only the entry point changed (``TRANSLATIONS``).
 
-Where the seed's backend is not built yet (bbd2api's backboard.io; claudebridge's Claude
-Code CLI), the test checks the loud refusal instead of a working proxy, and says so.
+Where the seed's backend is not built yet (claudebridge's Claude Code CLI), the test
+checks the loud refusal instead of a working proxy, and says so.
 claudebridge's client and BridgeClient run against our proxy in front of a fake
 OpenAI-compatible upstream, for the same reason.
 """
@@ -46,6 +46,7 @@ from tests.commands import (
     serving,
     start,
 )
+from tests.fakes.backboard_upstream import FakeBackboard
 
 DOC = REPO / "docs" / "migrating.md"
 LISTENING = r"llm-dialect-proxy listening on http://127\.0\.0\.1:(\d+)"
@@ -210,21 +211,31 @@ async def test_the_go_claude_proxy(tmp_path: Path, name: str) -> None:
         assert "config.json in the working directory read as CONFIG_PATH=" in log
 
 
-async def test_bbd2api_is_refused_until_the_backboard_backend_lands(tmp_path: Path) -> None:
-    """NOT a working proxy: backboard.io as a backend is not built yet (issue 10), so the
-    documented start must stop at once, naming each backboard setting."""
+async def test_bbd2api(tmp_path: Path) -> None:
     root = checkout(tmp_path)
-    (tmp_path / "bbd2api").mkdir()
-    (tmp_path / "bbd2api" / ".env").write_text(
-        swapped(block(DOC, "env", "bbd2api"), "http://unused", free_port()))
-    code, out, err = await run(block(DOC, "ours", "bbd2api-start"), root, clean_env())
-    assert code == 1, out + err
-    assert "listening" not in err
-    for name in ("BBD_API_KEY", "BBD_UPSTREAM", "THREAD_TTL"):
-        assert f"{name} (bbd2api's, from .env): the backboard.io backend is not built yet " \
-               f"(issue 10); delete its line from .env" in err
-    shown = block(DOC, "output", "bbd2api-start").splitlines()
-    assert [line for line in shown if line.strip() != "..."] == err.splitlines()[:2]
+    port = free_port()
+    fake = FakeBackboard(["key1", "key2", "key3"])
+    await fake.start()
+    try:
+        (tmp_path / "bbd2api").mkdir()
+        env = block(DOC, "env", "bbd2api").replace("https://app.backboard.io/api", fake.base_url)
+        (tmp_path / "bbd2api" / ".env").write_text(swapped(env, "http://unused", port))
+        async with proxy_from(block(DOC, "ours", "bbd2api-start"), root) as proxy:
+            async with aiohttp.ClientSession() as session, session.post(
+                    f"http://127.0.0.1:{port}/v1/messages",
+                    json={"model": "claude-sonnet-4-6", "max_tokens": 20,
+                          "messages": [{"role": "user", "content": "say: from backboard"}]}
+            ) as response:
+                answer = await response.json()
+            log = proxy.output
+    finally:
+        await fake.stop()
+    assert answer["content"][0]["text"] == "from backboard", (answer, log)
+    for name in ("BBD_API_KEY", "BBD_UPSTREAM"):
+        assert f"{name} (bbd2api's, from .env) read as" in log
+    (sample,) = block(DOC, "output", "bbd2api-start").splitlines()
+    assert sample in log
+    assert "key1" not in log and "key2" not in log
 
 
 @pytest.mark.parametrize("name", ["claudebridge-server", "claudebridge-server-env"])
@@ -303,7 +314,7 @@ RUNNERS = {
     "claude-proxy-start": test_the_go_claude_proxy,
     "claude-proxy-config-path": test_the_go_claude_proxy,
     "claude-proxy-curl": test_the_go_claude_proxy,
-    "bbd2api-start": test_bbd2api_is_refused_until_the_backboard_backend_lands,
+    "bbd2api-start": test_bbd2api,
     "claudebridge-server": test_claudebridge_server_is_refused_until_the_cli_backend_lands,
     "claudebridge-server-env": test_claudebridge_server_is_refused_until_the_cli_backend_lands,
     "claudebridge-version": test_claudebridge_version,

@@ -129,9 +129,7 @@ def test_debug(tmp_path: Path, value: str, level: str) -> None:
 
 
 @pytest.mark.parametrize(("given", "issue"), [
-    ({"dotenv": "BBD_API_KEY=k1,k2\n"}, 10), ({"dotenv": "BBD_UPSTREAM=https://b/api\n"}, 10),
-    ({"env": {"THREAD_TTL": "1800"}}, 10), ({"env": {"POOL_SIZE": "3"}}, 11),
-    ({"dotenv": "CLAUDE_TIMEOUT=120\n"}, 11)])
+    ({"env": {"POOL_SIZE": "3"}}, 11), ({"dotenv": "CLAUDE_TIMEOUT=120\n"}, 11)])
 def test_settings_of_backends_not_built_yet_stop_the_start(
         tmp_path: Path, given: dict[str, Any], issue: int) -> None:
     with pytest.raises(SystemExit) as stopped:
@@ -142,6 +140,17 @@ def test_settings_of_backends_not_built_yet_stop_the_start(
     assert f"{name} (" in message and f"(issue {issue})" in message
     remove = "unset it" if "env" in given else "delete its line from .env"
     assert remove in message
+
+
+def test_bbd2apis_settings_pick_the_backboard_backend(tmp_path: Path) -> None:
+    settings = load(tmp_path, dotenv="BBD_API_KEY=k1,k2\nTHREAD_TTL=900\n")
+    assert (settings.upstream_dialect, settings.upstream_api_key) == ("backboard", "k1,k2")
+    assert settings.upstream_url == "https://app.backboard.io/api"  # bbd2api's default
+    assert settings.thread_ttl == 900
+    assert "k1" not in notes(settings, logging.INFO)
+    moved = load(tmp_path, env={"BBD_UPSTREAM": "https://b.example/api", "BBD_API_KEY": "k"})
+    assert (moved.upstream_url, moved.upstream_dialect) == ("https://b.example/api",
+                                                            "backboard")
 
 
 def test_claudebridge_w_is_refused_naming_the_replacement(tmp_path: Path) -> None:

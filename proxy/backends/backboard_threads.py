@@ -33,6 +33,7 @@ from proxy.state.store import Store
 
 log = logging.getLogger("proxy.backboard")
 ASSISTANT_TTL = 30 * 24 * 3600.0
+WARN_EVERY = 60.0  # seconds between two warnings that warm threads cannot be made
 BUSY_TTL = 900.0  # a claim outlives no turn by much, even if its worker died mid-turn
 
 NewThread = Callable[[str], Awaitable[str]]  # key -> a fresh thread id
@@ -59,6 +60,7 @@ class Threads:
         self._pool_size = pool_size
         self._pools: dict[str, deque[str]] = {}  # key fingerprint -> warm thread ids
         self._refills: set[asyncio.Task[None]] = set()
+        self._warned: dict[str, float] = {}  # key fingerprint -> when a failure was logged
 
     # ------------------------------------------------------------------- warm threads
 
@@ -76,8 +78,10 @@ class Threads:
         try:
             thread = await self._new_thread(key)
         except Exception as exc:  # backboard down: the next request makes its own
-            log.warning("backboard: a warm thread could not be made: %s",
-                        getattr(exc, "message", type(exc).__name__))
+            if time.monotonic() - self._warned.get(fp, float("-inf")) > WARN_EVERY:
+                self._warned[fp] = time.monotonic()
+                log.warning("backboard: warm threads for key %s could not be made: %s", fp,
+                            getattr(exc, "message", type(exc).__name__))
             return
         self._pools.setdefault(fp, deque()).append(thread)
 
