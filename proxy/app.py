@@ -16,10 +16,19 @@ from proxy.backends.upstreams import Upstreams
 from proxy.config import Settings
 from proxy.edge.middleware import auth, errors, request_context
 from proxy.edge.routes import add_routes
-from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, TOKEN_COUNTS_KEY, UPSTREAMS_KEY
+from proxy.keys import (
+    OBSERVERS_KEY,
+    ROUTER_KEY,
+    SETTINGS_KEY,
+    STORE_KEY,
+    TOKEN_COUNTS_KEY,
+    UPSTREAMS_KEY,
+)
 from proxy.observe.observers import Observers
 from proxy.routing import Router
-from proxy.state.store import MemoryStore
+from proxy.state import open_store
+from proxy.state.factory import store_label
+from proxy.state.guard import GuardedStore
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -51,8 +60,11 @@ async def _close_observers(app: web.Application) -> None:
 
 
 async def _upstreams(app: web.Application) -> AsyncIterator[None]:
-    store = MemoryStore()
-    context = Context(app[SETTINGS_KEY], app[OBSERVERS_KEY].masker, store)
+    settings = app[SETTINGS_KEY]
+    inner = open_store(settings.state_url, workers=settings.workers,
+                       state_directory=settings.state_directory)
+    app[STORE_KEY] = store = GuardedStore(inner, store_label(inner))
+    context = Context(settings, app[OBSERVERS_KEY].masker, store)
     try:
         async with Upstreams(context).opened(app[ROUTER_KEY].providers) as upstreams:
             app[UPSTREAMS_KEY] = upstreams

@@ -22,6 +22,7 @@ from dotenv import dotenv_values
 from proxy import __version__, migration
 from proxy.kinds import KINDS
 from proxy.providers import ConfigError, ProvidersFile, read_providers_file
+from proxy.state.factory import check_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,8 @@ class Settings:
     system_prompt: str = ""
     anthropic_version: str = "2023-06-01"
     anthropic_beta: str = ""
+    state_url: str = ""
+    state_directory: str = ""
     thread_ttl: float = 1800.0
     thread_pool_size: int = 4
     claude_code_headers: bool = False
@@ -152,6 +155,12 @@ SETTINGS = (
           "Anthropic upstream when the client sends none"),
     _Spec("anthropic_beta", "--anthropic-beta", "anthropic-beta flags added for an Anthropic "
           "upstream (comma-separated)"),
+    _Spec("state_url", "--state-url", "where state shared by workers and instances lives "
+          "(key health, learned limits, backboard's threads, rate windows): memory://, "
+          "sqlite:///path or redis://host:6379/0?prefix=name:; unset: memory with one "
+          "worker, a SQLite file in STATE_DIRECTORY with several"),
+    _Spec("state_directory", "--state-directory", "folder of the default SQLite state file "
+          "(systemd sets it from StateDirectory=); unset: ~/.local/state/llm-dialect-proxy"),
     _Spec("thread_ttl", "--thread-ttl", "backboard: seconds a conversation's thread is "
           "remembered after its last turn (then its history is replayed to a fresh one)"),
     _Spec("thread_pool_size", "--thread-pool-size", "backboard: warm threads kept ready per "
@@ -287,6 +296,10 @@ def _check_upstream(url: str) -> None:
 
 def _check_choices(settings: Settings) -> None:
     _check_ranges(settings)
+    try:
+        check_url(settings.state_url)
+    except ValueError as exc:
+        raise SystemExit(f"llm-dialect-proxy: {exc}") from None
     if settings.upstream_url:
         _check_upstream(settings.upstream_url)
     if settings.claude_code_profile:

@@ -9,11 +9,14 @@ canonical *kinds*, never in one dialect's type strings.
     ├── ClientError                 the client's request is at fault (no retry helps)
     │   ├── InvalidRequest          400 invalid_request (names the field: ``param``)
     │   ├── AuthenticationFailed    401 authentication
+    │   ├── Forbidden               403 permission: this key may not use that model
     │   ├── NotFound                404 not_found
     │   ├── RequestTimeout          408 timeout: the body did not arrive in time
     │   ├── RequestTooLarge         413 request_too_large
-    │   └── UnsupportedEncoding     415 invalid_request: a body encoding we do not inflate
+    │   ├── UnsupportedEncoding     415 invalid_request: a body encoding we do not inflate
+    │   └── RateLimited             429 rate_limit: an inbound key's requests or tokens
     ├── NotConfigured               503 api_error: no upstream set
+    ├── StoreUnavailable            503 api_error: the state store is down or too slow
     └── UpstreamError               the upstream failed us (clients may retry)
         ├── UpstreamStatusError     the upstream answered an HTTP error; status mapped
         ├── UpstreamUnreachable     502: connect failed
@@ -63,6 +66,11 @@ class AuthenticationFailed(ClientError):
     kind = "authentication"
 
 
+class Forbidden(ClientError):
+    status = 403
+    kind = "permission"
+
+
 class NotFound(ClientError):
     status = 404
     kind = "not_found"
@@ -83,7 +91,23 @@ class UnsupportedEncoding(ClientError):
     kind = "invalid_request"
 
 
+class RateLimited(ClientError):
+    """An inbound key spent its requests or tokens for this minute; ``retry_after`` says
+    when the next minute starts."""
+
+    status = 429
+    kind = "rate_limit"
+
+
 class NotConfigured(ProxyError):
+    status = 503
+    kind = "api_error"
+
+
+class StoreUnavailable(ProxyError):
+    """The state store did not answer (down, or slower than its timeout); the message
+    names the store (never its password)."""
+
     status = 503
     kind = "api_error"
 

@@ -9,11 +9,13 @@ from proxy.config import Settings
 from proxy.observe.observers import Observers
 from proxy.observe.trace import Trace
 from proxy.routing import Router
+from proxy.state.guard import GuardedStore
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 ROUTER_KEY = web.AppKey("router", Router)
 UPSTREAMS_KEY = web.AppKey("upstreams", Upstreams)
 OBSERVERS_KEY = web.AppKey("observers", Observers)
+STORE_KEY = web.AppKey("store", GuardedStore)
 TOKEN_COUNTS_KEY = web.AppKey("token_counts", dict[bytes, int])  # count_tokens, by body hash
 
 # Everything one request learns, for the access line, the metrics and the session log.

@@ -15,6 +15,8 @@ The Go claude-proxy's ``config.json`` loads unchanged (``ak``, ``port``,
     providers[].max_connections / max_connections_per_host
     providers[].models[].fallbacks  []                model ids to try next, in order
     providers[].models[].max_tokens                   a cap on max_tokens for that model
+    keys                        []                    inbound keys besides ``ak``: {"name",
+                                                      "key", "models"?, "rpm"?, "tpm"?}
     aliases                     {}                    "opus" → a model id (Claude Code's families)
     prefixes                    bbd2api's table       model-name prefix → provider name
     default_model               ""                    used when nothing else matches
@@ -37,7 +39,7 @@ DEFAULT_PREFIXES = {"claude": "anthropic", "gpt": "openai", "o1": "openai", "o3"
                     "mistral": "mistral", "mixtral": "mistral", "llama": "meta"}
 
 
-SECRET_FIELDS = frozenset({"ak", "api_key", "api_keys", "headers"})  # never quoted in a fault
+SECRET_FIELDS = frozenset({"ak", "api_key", "api_keys", "headers", "key", "keys"})  # never quoted in a fault
 
 
 class ConfigError(Exception):
@@ -94,6 +96,18 @@ class Provider:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundKey:
+    """A key a client may send, with what it may use: ``models`` (empty: any) and limits of
+    requests and tokens per minute (None: none), held across workers and instances."""
+
+    name: str  # in the access log and metrics, never the key
+    key: str
+    models: tuple[str, ...] = ()
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProvidersFile:
     path: str
     providers: tuple[Provider, ...]
@@ -101,6 +115,7 @@ class ProvidersFile:
     prefixes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PREFIXES))
     default_model: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # ak, port, … in Settings' names
+    keys: tuple[InboundKey, ...] = ()
 
 
 def read_providers_file(path: str) -> ProvidersFile:
@@ -156,9 +171,34 @@ def parse_providers(raw: Any, path: str = "config.json") -> ProvidersFile:
         prefixes=dict(DEFAULT_PREFIXES) if prefixes is None else prefixes,
         default_model=top.get(raw, "default_model", str) or "",
         settings=_file_settings(top, raw),
+        keys=_inbound_keys(top, raw),
     )
     _check_names(top, file, explicit_prefixes=prefixes is not None)
     return file
+
+
+def _inbound_keys(top: _Reader, raw: dict[str, Any]) -> tuple[InboundKey, ...]:
+    keys: list[InboundKey] = []
+    for i, item in enumerate(top.get(raw, "keys", list) or []):
+        where = f"keys[{i}]"
+        if not isinstance(item, dict):
+            raise top.fault(where, "each key must be an object")
+        models = top.get(item, "models", list, where=where) or []
+        if not all(isinstance(m, str) for m in models):
+            raise top.fault(f"{where}.models", "must be a list of model ids")
+        limits = {name: top.get(item, name, int, where=where) for name in ("rpm", "tpm")}
+        for name, value in limits.items():
+            if value is not None and value < 1:
+                raise top.fault(f"{where}.{name}", "must be at least 1")
+        key = InboundKey(name=top.get(item, "name", str, where=where, required=True),
+                         key=top.get(item, "key", str, where=where, required=True),
+                         models=tuple(models), **limits)
+        if len(key.key) < 8:
+            raise top.fault(f"{where}.key", "must be at least 8 characters")
+        if any(k.name == key.name for k in keys) or any(k.key == key.key for k in keys):
+            raise top.fault(where, f"{key.name!r}: names and keys must be unique")
+        keys.append(key)
+    return tuple(keys)
 
 
 def _check_names(top: _Reader, file: ProvidersFile, *, explicit_prefixes: bool) -> None:

@@ -29,6 +29,7 @@ import orjson
 
 from proxy.canonical import Part, ToolUsePart
 from proxy.dialects.backboard.conversation import Turn
+from proxy.errors import StoreUnavailable
 from proxy.state.store import Store
 
 log = logging.getLogger("proxy.backboard")
@@ -120,16 +121,22 @@ class Threads:
         return Taken(thread, fresh=True)
 
     async def release(self, thread: str) -> None:
-        await self._store.delete(f"bb:busy:{thread}")
+        with contextlib.suppress(StoreUnavailable):  # the claim's TTL ends it anyway
+            await self._store.delete(f"bb:busy:{thread}")
 
     async def remember(self, key: str, turn: Turn, reply: Sequence[Part], thread: str) -> None:
-        """After a complete reply: the next turn of this conversation finds ``thread``."""
+        """After a complete reply: the next turn of this conversation finds ``thread``.
+        A store that is away costs the next turn a replay, not this answer."""
         fp = fingerprint(key)
         value = orjson.dumps({"thread": thread, "at": time.time()})
-        await self._store.set(f"bb:conv:{fp}:{turn.store_key(reply)}", value, self._ttl)
-        for part in reply:
-            if isinstance(part, ToolUsePart):
-                await self._store.set(f"bb:tool:{fp}:{part.id}", value, self._ttl)
+        try:
+            await self._store.set(f"bb:conv:{fp}:{turn.store_key(reply)}", value, self._ttl)
+            for part in reply:
+                if isinstance(part, ToolUsePart):
+                    await self._store.set(f"bb:tool:{fp}:{part.id}", value, self._ttl)
+        except StoreUnavailable as exc:
+            log.warning("backboard: thread %s not remembered (%s); its next turn replays",
+                        thread, exc.message)
 
     async def holds(self, key: str, turn: Turn) -> bool:
         """Whether ``key`` has a thread for ``turn``'s history (no claim, no removal)."""

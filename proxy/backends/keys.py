@@ -6,7 +6,8 @@ count. A request never gets a resting key while another is well; when every key 
 the one back soonest is used rather than refusing outright.
 
 Health lives in the state store (``proxy.state``), so every worker and instance sharing
-it rests a failing key together: under ``keys:<provider>:<key hash>`` (never the key),
+it rests a failing key together (while the store does not answer, each process goes on
+with what it saw itself): under ``keys:<provider>:<key hash>`` (never the key),
 ``…:fails`` counts failures in a row and ``…:rest`` holds the time it rests until. The
 store is asked at most once a second per provider (``REFRESH_SECONDS``) and written only
 when a key fails or recovers, so a well key costs no store call at all.
@@ -14,10 +15,12 @@ when a key fails or recovers, so a well key costs no store call at all.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
 
+from proxy.errors import StoreUnavailable
 from proxy.state.store import Store
 
 FAILURES_TO_REST = 3
@@ -38,7 +41,7 @@ class KeyPool:
         self._next = 0
         self._now, self._clock = now, clock
         self._resting: dict[str, float] = {}  # key -> wall-clock time it rests until
-        self._failing: set[str] = set()  # keys with failures this process saw
+        self._failing: dict[str, int] = {}  # failures in a row this process saw, by key
         self._fresh_until = float("-inf")
 
     def __len__(self) -> int:
@@ -74,8 +77,11 @@ class KeyPool:
         name = self._names.get(key)
         if name is None:
             return
-        self._failing.add(key)
-        failures = await self._store.incr(f"{name}:fails", 1, FAILURE_MEMORY_SECONDS)
+        self._failing[key] = self._failing.get(key, 0) + 1
+        try:
+            failures = await self._store.incr(f"{name}:fails", 1, FAILURE_MEMORY_SECONDS)
+        except StoreUnavailable:
+            failures = self._failing[key]  # this process's own count
         if retry_after is None and failures < FAILURES_TO_REST:
             return
         rest = min(max(retry_after or 0.0,
@@ -83,16 +89,18 @@ class KeyPool:
         until = self._now() + rest
         if until > self._resting.get(key, 0.0) and rest > 0:
             self._resting[key] = until
-            await self._store.set(f"{name}:rest", repr(until).encode(), rest)
+            with contextlib.suppress(StoreUnavailable):
+                await self._store.set(f"{name}:rest", repr(until).encode(), rest)
 
     async def succeeded(self, key: str) -> None:
         if key not in self._failing and key not in self._resting:
             return  # a well key: nothing to reset, no store call
-        self._failing.discard(key)
+        self._failing.pop(key, None)
         self._resting.pop(key, None)
         name = self._names[key]
-        await self._store.delete(f"{name}:fails")
-        await self._store.delete(f"{name}:rest")
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.delete(f"{name}:fails")
+            await self._store.delete(f"{name}:rest")
 
     async def _refresh(self) -> None:
         """What the other workers learned: read at most once every REFRESH_SECONDS."""
@@ -100,7 +108,10 @@ class KeyPool:
             return
         self._fresh_until = self._clock() + REFRESH_SECONDS
         for key, name in self._names.items():
-            raw = await self._store.get(f"{name}:rest")
+            try:
+                raw = await self._store.get(f"{name}:rest")
+            except StoreUnavailable:
+                return  # the store is away: go on with this process's own view
             if raw is None:
                 self._resting.pop(key, None)
             else:

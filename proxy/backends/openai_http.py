@@ -27,6 +27,7 @@ from proxy.canonical import Request
 from proxy.dialects.openai.limits import Learned, learn_from_refusal
 from proxy.dialects.openai.request_render import RenderOptions, render_request
 from proxy.dialects.openai.stream_decode import OpenAIStreamDecoder
+from proxy.errors import StoreUnavailable
 from proxy.offload import off_loop
 from proxy.providers import Provider
 from proxy.routing import Route
@@ -116,13 +117,18 @@ class LearnedLimits:
         if learned is None:
             if len(self._local) >= MAX_LEARNED_MODELS:
                 self._local.pop(next(iter(self._local)))
-            learned = self._local[model] = _loaded(await self._store.get(self._prefix + model))
+            try:
+                raw = await self._store.get(self._prefix + model)
+            except StoreUnavailable:
+                raw = None  # the store is away: learn again if the model refuses
+            learned = self._local[model] = _loaded(raw)
         return learned
 
     async def save(self, model: str, learned: Learned) -> None:
         raw = orjson.dumps({"max_tokens": learned.max_tokens, "token_field": learned.token_field,
                             "dropped": sorted(learned.dropped)})
-        await self._store.set(self._prefix + model, raw, LEARNED_TTL)
+        with contextlib.suppress(StoreUnavailable):  # this process keeps it anyway
+            await self._store.set(self._prefix + model, raw, LEARNED_TTL)
 
 
 def _loaded(raw: bytes | None) -> Learned:

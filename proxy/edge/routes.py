@@ -15,7 +15,9 @@ from proxy.edge.chat import chat_completions
 from proxy.edge.debug import debug_clear, debug_state
 from proxy.edge.errors import ANTHROPIC, client_dialect
 from proxy.edge.messages import count_tokens, messages
-from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, UPSTREAMS_KEY
+from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, STORE_KEY, UPSTREAMS_KEY
+
+HEALTH_PING_SECONDS = 1.0
 
 
 async def models(request: web.Request) -> web.Response:
@@ -36,11 +38,14 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """``GET /health``; ``health`` and ``message`` as the Go claude-proxy answers, for the
-    monitors its users have."""
+    monitors its users have. A state store that does not answer makes it ``degraded``
+    (still 200: requests that do not need the store go on)."""
     settings = request.app[SETTINGS_KEY]
-    return json_response({"status": "ok", "health": "ok", "message": "llm-dialect-proxy",
+    state = await request.app[STORE_KEY].check(HEALTH_PING_SECONDS)
+    status = "ok" if state["ok"] else "degraded"
+    return json_response({"status": status, "health": status, "message": "llm-dialect-proxy",
                           "upstream_configured": settings.upstream_configured,
-                          "upstream_dialect": settings.upstream_dialect})
+                          "upstream_dialect": settings.upstream_dialect, "store": state})
 
 
 async def root(request: web.Request) -> web.Response:

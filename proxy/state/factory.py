@@ -45,6 +45,17 @@ def open_store(url: str | None, *, workers: int, state_directory: str | None) ->
                      f"{', '.join(SCHEMES)}")
 
 
+def check_url(url: str) -> None:
+    """A ValueError when ``url`` is not a store URL this proxy opens (nothing is opened)."""
+    url = url.strip()
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme == "sqlite":
+        sqlite_path(url)
+    elif not (url == "" or url.lower() == "memory://" or scheme in ("redis", "rediss")):
+        raise ValueError(f"STATE_URL {_shown(url)!r} is not a store URL: use one of "
+                         f"{', '.join(SCHEMES)}")
+
+
 def default_sqlite_path(state_directory: str | None) -> Path:
     """The file several workers share when no URL is given. systemd may list several
     directories in ``$STATE_DIRECTORY`` (colon-separated): the first is ours."""
@@ -66,3 +77,14 @@ def _shown(url: str) -> str:
     """The URL without what might be a password."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme}{sep}…@{rest.rpartition('@')[2]}" if "@" in rest else url
+
+
+def store_label(store: Store) -> str:
+    """How a store is named in messages and /health: its URL, never its password."""
+    if isinstance(store, MemoryStore):
+        return "memory://"
+    label = getattr(store, "label", None)
+    if isinstance(label, str):
+        return label
+    path = getattr(store, "path", None)
+    return f"sqlite://{path}" if path is not None else type(store).__name__

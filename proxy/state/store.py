@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from proxy.errors import StoreUnavailable
 
-class StoreUnavailable(Exception):
-    """The store did not answer (down, or slower than its timeout)."""
+__all__ = ["MemoryStore", "Store", "StoreUnavailable"]
 
 
 class Store(Protocol):
