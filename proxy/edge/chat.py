@@ -57,8 +57,10 @@ async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
     call = Call(message_id=completion_id, client_model=parsed.model, input_tokens=estimate,
                 client_key=client_key(request),
                 client_headers=from_client(request.headers.items()), body_size=len(raw))
-    batches = request.app[UPSTREAMS_KEY].stream(parsed, call, plan, trace)
-    dropped = {DROPPED_HEADER: ",".join(parsed.dropped)} if parsed.dropped else {}
+    upstreams = request.app[UPSTREAMS_KEY]
+    batches = upstreams.stream(parsed, call, plan, trace)
+    names = parsed.dropped + upstreams.unserved(parsed)
+    dropped = {DROPPED_HEADER: ",".join(names)} if names else {}
     if parsed.stream:
         encoder = OpenAIStreamEncoder(chunk_id=completion_id, model=parsed.model,
                                       include_usage=wants_usage(body))
