@@ -74,6 +74,11 @@ class Upstreams:
             return web_tool_stream(one_round, request, call, self._context.tavily)
         return one_round(request)
 
+    @property
+    def runs_web_tools(self) -> bool:
+        """Whether web search and fetch run here (a Tavily key is set)."""
+        return self._context.tavily is not None
+
     def unserved(self, request: Request) -> tuple[str, ...]:
         """The web tools ``request`` asks for that will not run (no Tavily key), for the
         dropped-fields header."""

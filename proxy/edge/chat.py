@@ -37,7 +37,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     require_upstream(settings)
     requested = body.get("model") if isinstance(body.get("model"), str) else ""
     plan = request.app[ROUTER_KEY].plan(requested or settings.model)
-    if plan.first.provider.wire == WIRE:
+    # Few OpenAI-compatible upstreams search the web: with Tavily set up, the proxy does.
+    searching = (body.get("web_search_options") is not None
+                 and request.app[UPSTREAMS_KEY].runs_web_tools)
+    if plan.first.provider.wire == WIRE and not searching:
         # Relayed to OpenAI-compatible providers; fallbacks of the other kinds, if any
         # are left when those fail, take the request translated.
         others = plan.translated(WIRE)
