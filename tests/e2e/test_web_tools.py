@@ -307,3 +307,19 @@ async def test_the_tavily_key_reaches_no_log_line(
     assert "tavily /search failed: auth 401" in caplog.text
     assert "srvtoolu_" in logged  # the answer was logged, masked
     assert KEY not in logged
+
+
+async def test_a_relay_to_anthropic_passes_the_server_tools_through(
+        anthropic_upstream: Any, start_proxy: ProxyFactory, fake_tavily: FakeTavily) -> None:
+    """Anthropic runs its own web search: nothing of ours runs, the definition goes as sent."""
+    url = await start_proxy(upstream_url=anthropic_upstream.base_url,
+                            upstream_dialect="anthropic", upstream_api_key="sk-ant-upstream",
+                            tavily_api_key=KEY, tavily_base_url=fake_tavily.base_url)
+    body = claude_code_web_search()
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{url}/v1/messages?beta=true", json=body,
+            headers={"x-api-key": "sk-ant-client"}) as response:
+        assert response.status == 200
+        await response.read()
+    assert anthropic_upstream.requests[0]["body"]["tools"] == body["tools"]
+    assert fake_tavily.calls == []

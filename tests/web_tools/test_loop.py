@@ -5,6 +5,7 @@ same round, Tavily failures, and a second round failing before and after its fir
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from proxy.canonical import (
     ToolUsePart,
     Usage,
     WebFetchPage,
+    coalesce,
 )
 from proxy.config import Settings
 from proxy.dialects.anthropic.stream_encode import PING, AnthropicStreamEncoder, error_frame
@@ -459,3 +461,29 @@ async def test_requests_without_web_tools_take_the_plain_path(tavily: TavilyClie
         got = [batch async for batch in batches]
     assert rig.one.calls[0].request is plain
     assert collected(got).usage.server_tool_use is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_the_client_sees_the_same_events_however_the_rounds_are_batched(
+        tavily: TavilyClient, seed: int) -> None:
+    rounds = [calls_round(("call_1", "web_search", {"query": "q"}), thinking="hmm"), answer()]
+    whole = Rig(tavily, *[[events_of(r)] for r in rounds])
+    split = Rig(tavily, *[regrouped(events_of(r), seed) for r in rounds])
+    expected = coalesce(events(await whole.stream(ask())))
+    assert coalesce(events(await split.stream(ask()))) == expected
+
+
+def events_of(steps: list[Step]) -> list[Event]:
+    return [event for step in steps if isinstance(step, list) for event in step]
+
+
+def regrouped(flat: list[Event], seed: int) -> list[Step]:
+    """The same events in batches of random sizes (at least one event each)."""
+    rng = random.Random(seed)
+    out: list[Step] = []
+    i = 0
+    while i < len(flat):
+        n = rng.randint(1, 4)
+        out.append(flat[i:i + n])
+        i += n
+    return out
