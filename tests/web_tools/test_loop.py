@@ -1,159 +1,48 @@
 """The web tool loop through the real hook (``Upstreams.stream``) and the real failover,
 with scripted backends (no upstream port) and the fake Tavily server: rounds, renumbering,
 the next round's conversation, usage sums, max_uses, the rounds bound, a client tool in the
-same round, Tavily failures, and a second round failing before and after its first bytes."""
+same round, and the same events however the rounds are batched."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import orjson
 import pytest
 
-from proxy.backends.base import Batches, Call, Context
-from proxy.backends.upstreams import Upstreams
 from proxy.canonical import (
     BlockStart,
-    BlockStop,
-    Collector,
     Event,
     Message,
     MessageDelta,
     MessageStart,
     MessageStop,
-    Request,
     ServerToolError,
     ServerToolUse,
     TextDelta,
     TextPart,
-    ThinkingDelta,
-    Tool,
-    ToolArgsDelta,
     ToolResultPart,
     ToolUsePart,
     Usage,
-    WebFetchPage,
     coalesce,
 )
-from proxy.config import Settings
-from proxy.dialects.anthropic.stream_encode import PING, AnthropicStreamEncoder, error_frame
-from proxy.edge.streaming import write_stream
-from proxy.errors import InvalidRequest, UpstreamStatusError, UpstreamStreamError
-from proxy.observe.trace import Trace
-from proxy.providers import Provider
-from proxy.redaction import Masker
-from proxy.routing import Plan, Route
-from proxy.state.store import MemoryStore
 from proxy.web_tools.loop import web_tool_stream
-from proxy.web_tools.settings import TavilySettings
 from proxy.web_tools.tavily import TavilyClient
-from tests.fakes.backend import Fail, FakeBackend, Step, text_answer
-from tests.fakes.tavily import KEY, FakeTavily
-from tests.support import check_anthropic_stream, parse_anthropic_sse
-
-CALL = Call(message_id="msg_loop0001", client_model="asked", input_tokens=3)
-SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search"}
-FETCH_TOOL = {"type": "web_fetch_20250910", "name": "web_fetch"}
-ROUND_USAGE, ANSWER_USAGE = Usage(10, 5), Usage(20, 7)
-WEATHER = Tool("get_weather", "The weather", {"type": "object", "properties": {}})
-
-
-def ask(text: str = "What is new in aiohttp?", *, tools: Sequence[dict[str, Any]] = (SEARCH_TOOL,),
-        client_tools: tuple[Tool, ...] = ()) -> Request:
-    return Request(model="m", messages=(Message("user", (TextPart(text),)),), stream=True,
-                   tools=client_tools, server_tools=tuple(tools))
-
-
-def calls_round(*calls: tuple[str, str, dict[str, Any]], text: str = "Let me look. ",
-                thinking: str | None = None, usage: Usage = ROUND_USAGE,
-                stop: str = "tool_use") -> list[Step]:
-    """A round that thinks (if ``thinking``), writes ``text``, then makes ``calls`` ((id,
-    name, input)): one batch a block, the arguments in two pieces."""
-    steps: list[Step] = [[MessageStart("msg_up", "fake", Usage(input_tokens=3))]]
-    if thinking is not None:
-        steps.append([BlockStart(0, "thinking"), ThinkingDelta(0, thinking), BlockStop(0)])
-    first = len(steps) - 1
-    steps += [[BlockStart(first, "text"), TextDelta(first, text)], [BlockStop(first)]]
-    for n, (call_id, name, arguments) in enumerate(calls, start=first + 1):
-        raw = orjson.dumps(arguments).decode()
-        steps.append([BlockStart(n, "tool_use", tool_id=call_id, tool_name=name),
-                      ToolArgsDelta(n, raw[:5]), ToolArgsDelta(n, raw[5:]), BlockStop(n)])
-    steps.append([MessageDelta(stop, usage), MessageStop()])
-    return steps
-
-
-def answer(text: str = "aiohttp 3.12 is out.", usage: Usage = ANSWER_USAGE) -> list[Step]:
-    steps = text_answer(text)
-    steps[-1] = [BlockStop(0), MessageDelta("end_turn", usage), MessageStop()]
-    return steps
-
-
-@pytest.fixture
-async def tavily(fake_tavily: FakeTavily) -> AsyncIterator[TavilyClient]:
-    async with TavilyClient(TavilySettings(api_key=KEY, base_url=fake_tavily.base_url,
-                                           timeout=2.0)) as client:
-        yield client
-
-
-class Rig:
-    """``Upstreams`` over scripted backends (``one``, and ``two`` as its fallback)."""
-
-    def __init__(self, tavily: TavilyClient | None, *scripts: list[Step],
-                 fallback: Sequence[list[Step]] = ()) -> None:
-        self.one = FakeBackend(list(scripts))
-        self.two = FakeBackend(list(fallback) or [answer("never")])
-        self.providers = (Provider("one", "http://one"), Provider("two", "http://two"))
-        backends = {"one": self.one, "two": self.two}
-        context = Context(Settings(ping_interval=0), Masker(), MemoryStore(), tavily)
-        self.upstreams = Upstreams(context, make=lambda provider, _: backends[provider.name])
-        routes = tuple(Route(p, f"{p.name}-model") for p in self.providers)
-        self.plan = Plan(routes if fallback else routes[:1])
-        self.trace = Trace(request_id="req_loop")
-
-    async def stream(self, request: Request) -> list[list[Event]]:
-        async with self.upstreams.opened(self.providers):
-            return [batch async for batch in self.upstreams.stream(request, CALL, self.plan,
-                                                                   self.trace)]
-
-    async def sse(self, request: Request) -> list[tuple[str, dict[str, Any]]]:
-        """The stream as the client reads it, through the edge writer."""
-        async with self.upstreams.opened(self.providers):
-            batches = self.upstreams.stream(request, CALL, self.plan, self.trace)
-            first = await anext(batches)
-            sink = ListSink()
-            await write_stream(sink, first, batches, AnthropicStreamEncoder(), ping=PING,
-                               interval=0, error_frame=error_frame, trace=self.trace)
-        return parse_anthropic_sse(bytes(sink.data))
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    async def write(self, data: bytes) -> None:
-        self.data += data
-
-    async def write_eof(self, data: bytes = b"") -> None:
-        pass
-
-
-def events(batches: list[list[Event]]) -> list[Event]:
-    return [event for batch in batches for event in batch]
-
-
-def collected(batches: list[list[Event]]) -> Any:
-    collector = Collector()
-    for batch in batches:
-        collector.feed(batch)
-    assert collector.message.complete
-    return collector.message
-
-
-def blocks(batches: list[list[Event]]) -> list[tuple[int, str]]:
-    return [(e.index, e.kind) for e in events(batches) if isinstance(e, BlockStart)]
-
+from tests.fakes.backend import Step
+from tests.fakes.tavily import FakeTavily
+from tests.support import check_anthropic_stream
+from tests.web_tools.rig import (
+    CALL,
+    SEARCH_TOOL,
+    WEATHER,
+    Rig,
+    answer,
+    ask,
+    blocks,
+    calls_round,
+    collected,
+    events,
+)
 
 # ------------------------------------------------------------------------------- rounds
 
@@ -289,178 +178,6 @@ async def test_a_client_tool_in_the_same_round_ends_the_answer(
                                                                {"city": "Rome"})
     assert message.stop_reason == "tool_use"
     assert message.usage.server_tool_use == ServerToolUse(1, 0)
-
-
-# ------------------------------------------------------------------------------ fetch
-
-
-async def test_fetch_of_a_url_from_the_search_with_the_dns_check(
-        fake_tavily: FakeTavily) -> None:
-    page = "https://site1.example.com/aiohttp"
-    fake_tavily.pages[page] = "# aiohttp\n" + "x" * 3000
-    resolved: list[str] = []
-
-    async def resolver(host: str) -> list[str]:
-        resolved.append(host)
-        return ["93.184.215.14"]
-
-    settings = TavilySettings(api_key=KEY, base_url=fake_tavily.base_url, fetch_max_chars=1000)
-    async with TavilyClient(settings) as client:
-        rig = Rig(client, calls_round(("call_1", "web_search", {"query": "aiohttp"})),
-                  calls_round(("call_2", "web_fetch", {"url": page})), answer())
-        async with rig.upstreams.opened(rig.providers):
-            batches = web_tool_stream(
-                lambda request: rig.upstreams.stream(request, CALL, rig.plan, rig.trace),
-                ask(tools=(SEARCH_TOOL, FETCH_TOOL)), CALL, client, resolver=resolver)
-            message = collected([batch async for batch in batches])
-    fetched = message.blocks[5]
-    assert fetched.kind == "web_fetch_tool_result" and isinstance(fetched.result, WebFetchPage)
-    assert fetched.result.url == page and len(fetched.result.text) == 1000
-    assert resolved == ["site1.example.com"]
-    assert message.usage.server_tool_use == ServerToolUse(1, 1)
-
-
-@pytest.mark.parametrize(("url", "code", "addresses"), [
-    ("https://elsewhere.example.net/?q=secret", "url_not_in_prior_context", ["93.184.215.14"]),
-    ("https://intranet.example.com/", "url_not_allowed", ["10.0.0.5"]),  # by its DNS answer
-    ("http://169.254.169.254/latest/meta-data/", "url_not_allowed", []),
-    ("file:///etc/passwd", "url_not_allowed", []),
-])
-async def test_fetch_refusals_are_error_blocks_and_tavily_is_not_asked(
-        fake_tavily: FakeTavily, url: str, code: str, addresses: list[str]) -> None:
-    async def resolver(host: str) -> list[str]:
-        return addresses
-
-    settings = TavilySettings(api_key=KEY, base_url=fake_tavily.base_url)
-    question = "Read https://intranet.example.com/ and http://169.254.169.254/latest/meta-data/"
-    async with TavilyClient(settings) as client:
-        rig = Rig(client, calls_round(("call_1", "web_fetch", {"url": url})), answer())
-        async with rig.upstreams.opened(rig.providers):
-            batches = web_tool_stream(
-                lambda request: rig.upstreams.stream(request, CALL, rig.plan, rig.trace),
-                ask(question, tools=(FETCH_TOOL,)), CALL, client, resolver=resolver)
-            message = collected([batch async for batch in batches])
-    assert message.blocks[2].result == ServerToolError(code)
-    assert fake_tavily.calls == []
-    assert message.usage.server_tool_use == ServerToolUse(0, 0)
-
-
-# --------------------------------------------------------------------------- failures
-
-
-@pytest.mark.parametrize(("status", "code"), [(401, "unavailable"), (429, "too_many_requests"),
-                                              (500, "unavailable"), (503, "unavailable")])
-async def test_a_tavily_failure_is_a_result_the_model_reads(
-        tavily: TavilyClient, fake_tavily: FakeTavily, status: int, code: str) -> None:
-    fake_tavily.fail_next(status)
-    rig = Rig(tavily, calls_round(("call_1", "web_search", {"query": "q"})), answer())
-    message = collected(await rig.stream(ask()))
-    assert message.blocks[2].result == ServerToolError(code)
-    assert message.stop_reason == "end_turn" and message.blocks[3].text == "aiohttp 3.12 is out."
-    told = rig.one.calls[1].request.messages[-1].parts[0]
-    assert isinstance(told, ToolResultPart) and told.is_error
-    assert message.usage.server_tool_use == ServerToolUse(0, 0)
-
-
-async def test_a_tavily_timeout_is_a_result_the_model_reads(fake_tavily: FakeTavily) -> None:
-    fake_tavily.delay = 5.0
-    settings = TavilySettings(api_key=KEY, base_url=fake_tavily.base_url, timeout=0.2)
-    async with TavilyClient(settings) as client:
-        rig = Rig(client, calls_round(("call_1", "web_search", {"query": "q"})), answer())
-        message = collected(await rig.stream(ask()))
-    assert message.blocks[2].result == ServerToolError("unavailable")
-    assert message.stop_reason == "end_turn"
-
-
-async def test_a_failing_first_round_is_still_an_http_error(tavily: TavilyClient) -> None:
-    rig = Rig(tavily, [Fail(UpstreamStatusError("bad field", status=400))])
-    async with rig.upstreams.opened(rig.providers):
-        batches = rig.upstreams.stream(ask(), CALL, rig.plan, rig.trace)
-        with pytest.raises(UpstreamStatusError) as caught:
-            await anext(batches)
-    assert caught.value.status == 400
-
-
-async def test_a_second_round_failing_before_its_bytes_fails_over(tavily: TavilyClient) -> None:
-    rig = Rig(tavily, calls_round(("call_1", "web_search", {"query": "q"})),
-              [Fail(UpstreamStatusError("overloaded", status=503))],
-              fallback=[answer("From the fallback.")])
-    sse = await rig.sse(ask())
-    check_anthropic_stream(sse)
-    texts = "".join(d["delta"]["text"] for n, d in sse if n == "content_block_delta"
-                    and d["delta"]["type"] == "text_delta")
-    assert texts == "Let me look. From the fallback."
-    assert len(rig.one.calls) == 2 and len(rig.two.calls) == 1
-    assert rig.two.calls[0].request.messages[-1].parts[0].tool_use_id == "call_1"  # type: ignore[union-attr]
-
-
-async def test_a_second_round_failing_with_nothing_left_is_an_in_stream_error(
-        tavily: TavilyClient) -> None:
-    rig = Rig(tavily, calls_round(("call_1", "web_search", {"query": "q"})),
-              [Fail(UpstreamStatusError("overloaded", status=503))])
-    sse = await rig.sse(ask())
-    check_anthropic_stream(sse, complete=False)
-    names = [n for n, _ in sse]
-    assert "message_delta" not in names  # round 1's end was held back, as it was not the last
-    assert [d["content_block"]["type"] for n, d in sse if n == "content_block_start"] == [
-        "text", "server_tool_use", "web_search_tool_result"]
-    assert sse[-1][1]["error"]["message"] == "overloaded"
-
-
-async def test_a_second_round_failing_after_its_bytes_is_an_in_stream_error(
-        tavily: TavilyClient) -> None:
-    broken = answer()[:2] + [Fail(UpstreamStreamError("the upstream broke off"))]
-    rig = Rig(tavily, calls_round(("call_1", "web_search", {"query": "q"})), broken)
-    sse = await rig.sse(ask())
-    check_anthropic_stream(sse, complete=False)
-    texts = [d["delta"]["text"] for n, d in sse if n == "content_block_delta"
-             and d["delta"]["type"] == "text_delta"]
-    assert texts == ["Let me look. ", "aiohttp 3.12 is out."]
-
-
-# ----------------------------------------------------------------------- without a key
-
-
-async def test_without_a_key_the_tools_are_left_out_and_the_answer_says_so() -> None:
-    rig = Rig(None, answer("From memory."))
-    batches = await rig.stream(ask(tools=(SEARCH_TOOL, FETCH_TOOL), client_tools=(WEATHER,)))
-    message = collected(batches)
-    assert [b.kind for b in message.blocks] == ["text", "text"]
-    assert "no Tavily key is set" in message.blocks[0].text
-    assert "web_search_20250305 and web_fetch_20250910 were left out" in message.blocks[0].text
-    assert message.blocks[1].text == "From memory."
-    sent = rig.one.calls[0].request
-    assert [t.name for t in sent.tools] == ["get_weather"] and sent.server_tools == ()
-    assert rig.upstreams.unserved(ask()) == ("web_search_20250305",)
-
-
-async def test_web_search_options_without_a_key_are_named_too() -> None:
-    rig = Rig(None, answer())
-    request = Request(model="m", messages=ask().messages, web_search_options={})
-    assert rig.upstreams.unserved(request) == ("web_search_options",)
-    message = collected(await rig.stream(request))
-    assert "web_search_options was left out" in message.blocks[0].text
-
-
-async def test_a_client_tool_named_like_an_offered_one_is_refused(tavily: TavilyClient) -> None:
-    rig = Rig(tavily, answer())
-    clash = Request(model="m", messages=ask().messages, web_search_options={},
-                    tools=(Tool("web_search", None, {"type": "object"}),))
-    async with rig.upstreams.opened(rig.providers):
-        with pytest.raises(InvalidRequest):
-            rig.upstreams.stream(clash, CALL, rig.plan, rig.trace)
-    assert rig.one.calls == []
-
-
-async def test_requests_without_web_tools_take_the_plain_path(tavily: TavilyClient) -> None:
-    rig = Rig(tavily, answer())
-    plain = Request(model="m", messages=ask().messages)
-    batches: Batches
-    async with rig.upstreams.opened(rig.providers):
-        batches = rig.upstreams.stream(plain, CALL, rig.plan, rig.trace)
-        got = [batch async for batch in batches]
-    assert rig.one.calls[0].request is plain
-    assert collected(got).usage.server_tool_use is None
 
 
 @pytest.mark.parametrize("seed", range(5))
