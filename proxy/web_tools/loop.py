@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from proxy.backends.base import Batches, Call
 from proxy.canonical import Event, Request, ServerToolError
-from proxy.web_tools.offer import left_out, offer
+from proxy.web_tools.offer import after_a_round, left_out, offer
 from proxy.web_tools.resolve import Resolver, host_refusal, system_resolver
 from proxy.web_tools.rounds import MAX_ROUNDS, Rounds, WebCall
 from proxy.web_tools.session import FetchCall, Outcome, Planned, WebToolSession
@@ -104,3 +104,4 @@ async def _rounds(open_round: OpenRound, request: Request, rounds: Rounds,
         if not rounds.again:
             return
         messages = rounds.next_round(messages)
+        request = after_a_round(request)

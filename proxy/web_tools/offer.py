@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from proxy.canonical import Request
+from proxy.canonical import Request, ToolChoice
 from proxy.errors import InvalidRequest
 from proxy.web_tools.spec import (
     FETCH,
@@ -44,7 +44,23 @@ def left_out(request: Request) -> tuple[Request, str]:
     names = asked_for(request)
     note = NO_KEY_NOTE.format(tools=" and ".join(names), verb="was" if len(names) == 1
                               else "were")
-    return replace(request, server_tools=(), web_search_options=None), note
+    request = replace(request, server_tools=(), web_search_options=None)
+    if not request.tools or forces_web_tool(request):  # a choice of nothing left to choose
+        request = replace(request, tool_choice=None, parallel_tool_calls=None)
+    return request, note
+
+
+def forces_web_tool(request: Request) -> bool:
+    choice = request.tool_choice
+    return choice is not None and choice.type == "tool" and choice.name in (SEARCH, FETCH)
+
+
+def after_a_round(request: Request) -> Request:
+    """The request for the rounds after the first: a client that forced a web tool asked
+    for one call of it, not for a model that must call it round after round."""
+    if forces_web_tool(request):
+        return replace(request, tool_choice=ToolChoice("auto"))
+    return request
 
 
 def offer(request: Request) -> tuple[Request, WebToolsSpec]:

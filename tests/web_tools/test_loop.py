@@ -6,6 +6,7 @@ same round, and the same events however the rounds are batched."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -21,6 +22,7 @@ from proxy.canonical import (
     ServerToolUse,
     TextDelta,
     TextPart,
+    ToolChoice,
     ToolResultPart,
     ToolUsePart,
     Usage,
@@ -204,3 +206,12 @@ def regrouped(flat: list[Event], seed: int) -> list[Step]:
         out.append(flat[i:i + n])
         i += n
     return out
+
+
+async def test_a_forced_web_search_is_forced_once(tavily: TavilyClient) -> None:
+    rig = Rig(tavily, calls_round(("call_1", "web_search", {"query": "q"})), answer())
+    forced = replace(ask(), tool_choice=ToolChoice("tool", "web_search"))
+    await rig.stream(forced)
+    first, second = (played.request for played in rig.one.calls)
+    assert first.tool_choice == ToolChoice("tool", "web_search")
+    assert second.tool_choice == ToolChoice("auto")

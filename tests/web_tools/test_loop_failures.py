@@ -4,6 +4,8 @@ and requests without a Tavily key."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from proxy.backends.base import Batches
@@ -12,6 +14,7 @@ from proxy.canonical import (
     ServerToolError,
     ServerToolUse,
     Tool,
+    ToolChoice,
     ToolResultPart,
     WebFetchPage,
 )
@@ -204,3 +207,14 @@ async def test_requests_without_web_tools_take_the_plain_path(tavily: TavilyClie
         got = [batch async for batch in batches]
     assert rig.one.calls[0].request is plain
     assert collected(got).usage.server_tool_use is None
+
+
+async def test_without_a_key_a_choice_of_a_web_tool_goes_too() -> None:
+    rig = Rig(None, answer())
+    await rig.stream(replace(ask(client_tools=(WEATHER,)),
+                             tool_choice=ToolChoice("tool", "web_search")))
+    await rig.stream(replace(ask(), tool_choice=ToolChoice("any")))
+    kept_tools, no_tools = (played.request for played in rig.one.calls)
+    assert kept_tools.tool_choice is None and [t.name for t in kept_tools.tools] == [
+        "get_weather"]
+    assert no_tools.tool_choice is None and no_tools.tools == ()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from proxy.canonical import Message, TextPart, ToolResultPart, ToolUsePart
+from proxy.canonical import Message, TextPart, ToolChoice, ToolResultPart, ToolUsePart
 from proxy.dialects.anthropic.request_parse import parse_request as parse_anthropic
 from proxy.dialects.openai.request_parse import parse_request as parse_openai
 from proxy.errors import InvalidRequest
@@ -31,7 +31,7 @@ def test_claude_code_web_search_request_keeps_its_server_tool() -> None:
     request = parse_anthropic(body)
     assert request.server_tools == (
         {"type": "web_search_20250305", "name": "web_search", "max_uses": 8},)
-    assert request.tools == () and request.tool_choice is None
+    assert request.tools == () and request.tool_choice == ToolChoice("auto")
     assert not any("web_search" in name for name in request.dropped)
     assert request.messages == (Message("user", (TextPart(
         "Perform a web search for the query: aiohttp 3.12 release notes"),)),)

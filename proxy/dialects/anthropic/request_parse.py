@@ -48,6 +48,7 @@ def parse_request(body: dict[str, Any], *, for_counting: bool = False) -> Reques
     messages = _messages(required(body, "messages", list), dropped)
     raw_tools = optional(body, "tools", list) or []
     tools = _tools(raw_tools, dropped)
+    server_tools = tuple(t for t in raw_tools if web_tool_kind(t) is not None)
     choice, parallel = _tool_choice(optional(body, "tool_choice", dict))
     output_config = optional(body, "output_config", dict) or {}
     metadata = optional(body, "metadata", dict) or {}
@@ -62,13 +63,13 @@ def parse_request(body: dict[str, Any], *, for_counting: bool = False) -> Reques
         top_p=optional_number(body, "top_p"),
         stop_sequences=tuple(_strings(body.get("stop_sequences"), "stop_sequences")),
         tools=tools,
-        tool_choice=choice if tools else None,
-        parallel_tool_calls=parallel if tools else None,
+        tool_choice=choice if tools or server_tools else None,
+        parallel_tool_calls=parallel if tools or server_tools else None,
         reasoning_effort=_reasoning_effort(optional(body, "thinking", dict), output_config),
         response_schema=_response_schema(output_config),
         user_id=user_id if isinstance(user_id, str) and user_id else None,
         dropped=tuple(dropped),
-        server_tools=tuple(t for t in raw_tools if web_tool_kind(t) is not None),
+        server_tools=server_tools,
     )
 
 
