@@ -60,7 +60,8 @@ class Settings:
     # Web search and fetch through Tavily (proxy/web_tools); checked at start by
     # web_tools.configured, off without a key.
     tavily_api_key: str = ""
-    tavily_base_url: str = "https://api.tavily.com"
+    tavily_base_url: str = ""  # unset: Tavily's own (a copied .env.example must not
+    # override the providers file's tavily_url)
     tavily_proxy_address: str = ""
     local_proxy_address: str = ""
     tavily_max_results: int = 5
@@ -167,8 +168,8 @@ SETTINGS = (
           "and fetch (Anthropic's web_search/web_fetch server tools, OpenAI's "
           "web_search_options) for every backend; unset, they are left out and the client "
           "is told (the providers file's tavily_key also sets it)"),
-    _Spec("tavily_base_url", "--tavily-base-url", "Tavily API base URL (the providers "
-          "file's tavily_url also sets it)"),
+    _Spec("tavily_base_url", "--tavily-base-url", "Tavily API base URL; unset, "
+          "https://api.tavily.com (the providers file's tavily_url also sets it)"),
     _Spec("tavily_proxy_address", "--tavily-proxy-address", "outbound HTTP proxy for Tavily "
           "calls only (http://host:port); unset, LOCAL_PROXY_ADDRESS"),
     _Spec("local_proxy_address", "--local-proxy-address", "outbound HTTP proxy for Tavily "
