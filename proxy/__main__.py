@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from proxy import workers
 from proxy.config import Settings, load_settings
 from proxy.observe.logs import configure_logging
+from proxy.web_tools.configured import tavily_settings
 
 log = logging.getLogger("proxy")
 
@@ -19,6 +20,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(argv)
     configure_logging(settings)
     workers.check(settings)
+    tavily_settings(settings)  # bad Tavily settings stop the start before any worker
     _announce(settings)
     if settings.workers > 1:
         sys.exit(workers.supervise(settings, sys.argv[1:] if argv is None else argv))

@@ -1,12 +1,13 @@
 """Building the aiohttp Application: routes, middlewares, the router and the upstreams.
 
 The backends (one per provider, each with its own resources: a ClientSession, a process
-pool) and the state store are made in ``cleanup_ctx`` and closed with the app.
+pool), the state store and the Tavily client (web search and fetch, when a key is set) are
+made in ``cleanup_ctx`` and closed with the app.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +30,9 @@ from proxy.routing import Router
 from proxy.state import open_store
 from proxy.state.factory import store_label
 from proxy.state.guard import GuardedStore
+from proxy.web_tools.configured import tavily_settings
+from proxy.web_tools.settings import TavilySettings
+from proxy.web_tools.tavily import TavilyClient
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -37,10 +41,12 @@ def create_app(settings: Settings) -> web.Application:
                           middlewares=[request_context, errors, auth])
     app[SETTINGS_KEY] = settings
     app[ROUTER_KEY] = router = Router(settings, settings.providers_file)
-    secrets = (settings.proxy_api_key, *(k for p in router.providers for k in p.keys))
+    tavily = tavily_settings(settings)  # bad Tavily settings stop the start here
+    secrets = (settings.proxy_api_key, *(k for p in router.providers for k in p.keys),
+               *((tavily.api_key,) if tavily else ()))
     app[OBSERVERS_KEY] = Observers(settings, secrets)
     app[TOKEN_COUNTS_KEY] = {}
-    app.cleanup_ctx.append(_upstreams)
+    app.cleanup_ctx.append(_upstreams(tavily))
     app.on_cleanup.append(_close_observers)
     add_routes(app)
     return app
@@ -59,15 +65,21 @@ async def _close_observers(app: web.Application) -> None:
     await app[OBSERVERS_KEY].close()  # session-log files still being written
 
 
-async def _upstreams(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS_KEY]
-    inner = open_store(settings.state_url, workers=settings.workers,
-                       state_directory=settings.state_directory)
-    app[STORE_KEY] = store = GuardedStore(inner, store_label(inner))
-    context = Context(settings, app[OBSERVERS_KEY].masker, store)
-    try:
-        async with Upstreams(context).opened(app[ROUTER_KEY].providers) as upstreams:
-            app[UPSTREAMS_KEY] = upstreams
-            yield
-    finally:
-        await store.close()
+def _upstreams(tavily_settings: TavilySettings | None
+               ) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def made(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS_KEY]
+        inner = open_store(settings.state_url, workers=settings.workers,
+                           state_directory=settings.state_directory)
+        app[STORE_KEY] = store = GuardedStore(inner, store_label(inner))
+        tavily = TavilyClient(tavily_settings) if tavily_settings is not None else None
+        context = Context(settings, app[OBSERVERS_KEY].masker, store, tavily)
+        try:
+            async with Upstreams(context).opened(app[ROUTER_KEY].providers) as upstreams:
+                app[UPSTREAMS_KEY] = upstreams
+                yield
+        finally:
+            if tavily is not None:
+                await tavily.close()
+            await store.close()
+    return made

@@ -120,6 +120,11 @@ class Request:
     json_object: bool = False  # any JSON object will do (OpenAI's json_object mode)
     user_id: str | None = None
     dropped: tuple[str, ...] = ()  # what the inbound dialect dropped on purpose, for logs
+    # Web search and fetch the client asked the proxy to run (proxy/web_tools): Anthropic's
+    # server tool definitions (web_search_*, web_fetch_*) and OpenAI's web_search_options,
+    # as sent. Renderers ignore both; the web tool loop reads them.
+    server_tools: tuple[dict[str, Any], ...] = ()
+    web_search_options: dict[str, Any] | None = None
 
 
 # ----------------------------------------------------------------------------- events

@@ -66,6 +66,17 @@ class Settings:
     config_path: str = ""
     log_body_max_chars: int = 4096
     log_stream_text_preview_chars: int = 256
+    # Web search and fetch through Tavily (proxy/web_tools); checked at start by
+    # web_tools.configured, off without a key.
+    tavily_api_key: str = ""
+    tavily_base_url: str = ""  # unset: Tavily's own (a copied .env.example must not
+    # override the providers file's tavily_url)
+    tavily_proxy_address: str = ""
+    local_proxy_address: str = ""
+    tavily_max_results: int = 5
+    tavily_search_depth: str = "basic"
+    tavily_topic: str = "general"
+    tavily_fetch_max_chars: int = 50000
     providers_file: ProvidersFile | None = None  # read from config_path at start-up
     seed_notes: tuple[migration.Note, ...] = ()  # what was read from other projects' settings
 
@@ -174,6 +185,23 @@ SETTINGS = (
           "line"),
     _Spec("log_stream_text_preview_chars", "--log-stream-text-preview-chars", "longest "
           "streamed-text preview in a debug log line"),
+    _Spec("tavily_api_key", "--tavily-api-key", "Tavily key: the proxy then runs web search "
+          "and fetch (Anthropic's web_search/web_fetch server tools, OpenAI's "
+          "web_search_options) for every backend; unset, they are left out and the client "
+          "is told (the providers file's tavily_key also sets it)"),
+    _Spec("tavily_base_url", "--tavily-base-url", "Tavily API base URL; unset, "
+          "https://api.tavily.com (the providers file's tavily_url also sets it)"),
+    _Spec("tavily_proxy_address", "--tavily-proxy-address", "outbound HTTP proxy for Tavily "
+          "calls only (http://host:port); unset, LOCAL_PROXY_ADDRESS"),
+    _Spec("local_proxy_address", "--local-proxy-address", "outbound HTTP proxy for Tavily "
+          "calls when TAVILY_PROXY_ADDRESS is unset"),
+    _Spec("tavily_max_results", "--tavily-max-results", "search results per web search, "
+          "1 to 20"),
+    _Spec("tavily_search_depth", "--tavily-search-depth", "basic or advanced (advanced costs "
+          "Tavily two credits a search)"),
+    _Spec("tavily_topic", "--tavily-topic", "general, news or finance"),
+    _Spec("tavily_fetch_max_chars", "--tavily-fetch-max-chars", "longest page text a web "
+          "fetch gives the model, at least 1000 characters"),
 )
 
 

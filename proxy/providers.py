@@ -20,6 +20,8 @@ The Go claude-proxy's ``config.json`` loads unchanged (``ak``, ``port``,
     aliases                     {}                    "opus" → a model id (Claude Code's families)
     prefixes                    bbd2api's table       model-name prefix → provider name
     default_model               ""                    used when nothing else matches
+    tavily_key / tavily_url     ""                    web search and fetch through Tavily
+                                                      (TAVILY_API_KEY / TAVILY_BASE_URL win)
 
 A broken file stops start-up with a message naming the file, the place and the fault.
 """
@@ -39,7 +41,8 @@ DEFAULT_PREFIXES = {"claude": "anthropic", "gpt": "openai", "o1": "openai", "o3"
                     "mistral": "mistral", "mixtral": "mistral", "llama": "meta"}
 
 
-SECRET_FIELDS = frozenset({"ak", "api_key", "api_keys", "headers", "key", "keys"})  # never quoted in a fault
+# Never quoted in a fault.
+SECRET_FIELDS = frozenset({"ak", "api_key", "api_keys", "headers", "tavily_key", "key", "keys"})
 
 
 class ConfigError(Exception):
@@ -221,7 +224,8 @@ def _file_settings(top: _Reader, raw: dict[str, Any]) -> dict[str, Any]:
     names = {"ak": ("proxy_api_key", str), "port": ("port", int),
              "upstream_timeout_seconds": ("read_timeout", float),
              "log_body_max_chars": ("log_body_max_chars", int),
-             "log_stream_text_preview_chars": ("log_stream_text_preview_chars", int)}
+             "log_stream_text_preview_chars": ("log_stream_text_preview_chars", int),
+             "tavily_key": ("tavily_api_key", str), "tavily_url": ("tavily_base_url", str)}
     out: dict[str, Any] = {}
     for key, (name, kind) in names.items():
         value = top.get(raw, key, int if kind is float else kind, number=kind is float)

@@ -28,6 +28,7 @@ from proxy.errors import UpstreamStatusError
 from proxy.redaction import Masker
 from proxy.routing import Route
 from proxy.state.store import Store
+from proxy.web_tools.tavily import TavilyClient
 
 Batches = AsyncGenerator[list[Event], None]
 
@@ -51,6 +52,7 @@ class Context:
     settings: Settings
     masker: Masker  # every secret the proxy holds, for error bodies and log lines
     store: Store  # state that outlives a request (learned limits, conversation maps)
+    tavily: TavilyClient | None = None  # web search and fetch (proxy/web_tools); None: no key
 
 
 class Backend(Protocol):

@@ -31,6 +31,8 @@ from proxy.errors import ProxyError
 from proxy.observe.trace import Trace
 from proxy.providers import Provider
 from proxy.routing import Plan
+from proxy.web_tools.loop import web_tool_stream
+from proxy.web_tools.offer import asked_for, wants_web_tools
 
 log = logging.getLogger("proxy.upstreams")
 BackendFactory = Callable[[Provider, Context], Backend]
@@ -94,10 +96,27 @@ class Upstreams:
                         redact=partial(masker, extra=(client_key,)))
 
     def stream(self, request: Request, call: Call, plan: Plan, trace: Trace) -> Batches:
-        """The events of the first attempt that answered, retries and failover included."""
-        attempts = self.attempts(plan, call.client_key, trace)
-        return stream_with_failover(self.backends, attempts, request, call,
-                                    self._context.settings.ping_interval)
+        """The events of the first attempt that answered, retries and failover included.
+        A request asking for web search or fetch gets them run here, for any backend
+        (proxy/web_tools/loop.py): each round of the model is such a stream of its own."""
+        def one_round(round_request: Request) -> Batches:
+            attempts = self.attempts(plan, call.client_key, trace)
+            return stream_with_failover(self.backends, attempts, round_request, call,
+                                        self._context.settings.ping_interval)
+
+        if wants_web_tools(request):
+            return web_tool_stream(one_round, request, call, self._context.tavily)
+        return one_round(request)
+
+    @property
+    def runs_web_tools(self) -> bool:
+        """Whether web search and fetch run here (a Tavily key is set)."""
+        return self._context.tavily is not None
+
+    def unserved(self, request: Request) -> tuple[str, ...]:
+        """The web tools ``request`` asks for that will not run (no Tavily key), for the
+        dropped-fields header."""
+        return () if self._context.tavily is not None else asked_for(request)
 
     async def relay(self, relay: RelayRequest, plan: Plan, client_key: str | None,
                     trace: Trace, stack: contextlib.AsyncExitStack

@@ -37,7 +37,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     require_upstream(settings)
     requested = body.get("model") if isinstance(body.get("model"), str) else ""
     plan = request.app[ROUTER_KEY].plan(requested or settings.model)
-    if plan.first.provider.wire == WIRE:
+    # Few OpenAI-compatible upstreams search the web: with Tavily set up, the proxy does.
+    searching = (body.get("web_search_options") is not None
+                 and request.app[UPSTREAMS_KEY].runs_web_tools)
+    if plan.first.provider.wire == WIRE and not searching:
         # Relayed to OpenAI-compatible providers; fallbacks of the other kinds, if any
         # are left when those fail, take the request translated.
         others = plan.translated(WIRE)
@@ -57,8 +60,10 @@ async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
     call = Call(message_id=completion_id, client_model=parsed.model, input_tokens=estimate,
                 client_key=client_key(request),
                 client_headers=from_client(request.headers.items()), body_size=len(raw))
-    batches = request.app[UPSTREAMS_KEY].stream(parsed, call, plan, trace)
-    dropped = {DROPPED_HEADER: ",".join(parsed.dropped)} if parsed.dropped else {}
+    upstreams = request.app[UPSTREAMS_KEY]
+    batches = upstreams.stream(parsed, call, plan, trace)
+    names = parsed.dropped + upstreams.unserved(parsed)
+    dropped = {DROPPED_HEADER: ",".join(names)} if names else {}
     if parsed.stream:
         encoder = OpenAIStreamEncoder(chunk_id=completion_id, model=parsed.model,
                                       include_usage=wants_usage(body))

@@ -55,8 +55,10 @@ async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
     call = Call(message_id=f"msg_{secrets.token_hex(12)}", client_model=parsed.model,
                 input_tokens=estimate, client_key=client_key(request),
                 client_headers=from_client(request.headers.items()), body_size=len(raw))
-    batches = request.app[UPSTREAMS_KEY].stream(parsed, call, plan, trace)
-    dropped = {DROPPED_HEADER: ",".join(parsed.dropped)} if parsed.dropped else {}
+    upstreams = request.app[UPSTREAMS_KEY]
+    batches = upstreams.stream(parsed, call, plan, trace)
+    names = parsed.dropped + upstreams.unserved(parsed)
+    dropped = {DROPPED_HEADER: ",".join(names)} if names else {}
     if parsed.stream:
         return await stream_events(request, batches, AnthropicStreamEncoder(), ping=PING,
                                    interval=settings.ping_interval, error_frame=error_frame,

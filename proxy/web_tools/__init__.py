@@ -5,6 +5,13 @@ OpenAI's ``web_search_options``. For a backend that cannot run them, the proxy o
 model two ordinary functions, runs the calls itself and shows the client Anthropic's
 ``server_tool_use`` and ``web_*_tool_result`` blocks. The pieces, one job each:
 
+    loop.py       the loop: one client response, rounds of the model, the calls run
+                  between them (Upstreams.stream wraps a translated request's stream in it)
+    rounds.py     the events the client sees, renumbered across rounds, and the
+                  conversation the next round is asked with
+    offer.py      what a request asks for; the request the model gets (or, without a key,
+                  the request without them and the note that says so)
+    configured.py the Tavily settings from the proxy's settings, checked at start
     settings.py   TavilySettings: the frozen, validated Tavily settings
     spec.py       what the client asked for (max_uses, domains, location) and the functions
                   offered to the model
@@ -15,5 +22,6 @@ model two ordinary functions, runs the calls itself and shows the client Anthrop
     tavily.py     the Tavily HTTP client (aiohttp; the only module here doing network I/O)
     resolve.py    the DNS half of the URL rule (asyncio)
 
-Everything but ``tavily.py`` and ``resolve.py`` is sans-I/O, like the dialects.
+Everything but ``loop.py``, ``tavily.py`` and ``resolve.py`` is sans-I/O, like the dialects
+(``configured.py`` reads the proxy's settings, not the environment).
 """

@@ -227,7 +227,10 @@ def test_server_tools_and_placeholder_dropped_deferred_tools_kept() -> None:
          "input_schema": {"type": "object", "properties": {"url": {"type": "string"}}}},
         {"type": "custom", "name": "custom_one", "input_schema": {"type": "object"}}]))
     assert [t.name for t in request.tools] == ["get_weather", "WebFetch", "custom_one"]
-    assert "tools.1:web_search_20250305" in request.dropped
+    # Web search is kept apart for the proxy's own loop (proxy/web_tools), not dropped.
+    assert request.server_tools == (
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},)
+    assert "tools.1:web_search_20250305" not in request.dropped
     assert "tools.2:DeferredToolPlaceholder" in request.dropped
 
 

@@ -121,8 +121,9 @@ def test_top_level_fields(rendered: Rendered, request_: Request) -> None:
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert len(body["user"]) <= 64 and "{" not in body["user"]
     assert "tool_choice" not in body and "parallel_tool_calls" not in body
-    assert {"context_management", "safeguards", "tools.16:DeferredToolPlaceholder",
-            "tools.20:web_search_20250305"} <= set(request_.dropped)
+    assert {"context_management", "safeguards", "tools.16:DeferredToolPlaceholder"
+            } <= set(request_.dropped)
+    assert [t["type"] for t in request_.server_tools] == ["web_search_20250305"]
 
 
 def test_rendered_body_is_json_and_smaller(raw: str, rendered: Rendered) -> None:

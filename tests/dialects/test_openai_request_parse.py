@@ -242,7 +242,7 @@ TEXT = {"type": "text", "text": "x"}
     ({"n": 2}, "n"),
     ({"logprobs": True}, "logprobs"),
     ({"top_logprobs": 3}, "top_logprobs"),
-    ({"web_search_options": {"search_context_size": "low"}}, "web_search_options"),
+    ({"web_search_options": "low"}, "web_search_options"),
     ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
     ({"modalities": ["text", "audio"]}, "modalities"),
     ({"messages": [user({"type": "input_audio", "input_audio": {"data": "UklG", "format": "wav"}})]},

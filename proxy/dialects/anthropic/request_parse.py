@@ -9,7 +9,7 @@ reference (research/claude-code.md, "What a proxy must support").
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from proxy.canonical import (
     DocumentPart,
@@ -26,6 +26,8 @@ from proxy.canonical import (
 )
 from proxy.dialects.fields import optional, optional_number, required, wrong_type
 from proxy.errors import InvalidRequest
+from proxy.web_tools.history import server_block_part
+from proxy.web_tools.spec import web_tool_kind
 
 BILLING_PREFIX = "x-anthropic-billing-header:"
 # Fields we read; every other top-level field is dropped and reported.
@@ -44,7 +46,9 @@ def parse_request(body: dict[str, Any], *, for_counting: bool = False) -> Reques
     if max_tokens is not None and max_tokens < 0:
         raise InvalidRequest("max_tokens: must be 0 or more.", param="max_tokens")
     messages = _messages(required(body, "messages", list), dropped)
-    tools = _tools(optional(body, "tools", list) or [], dropped)
+    raw_tools = optional(body, "tools", list) or []
+    tools = _tools(raw_tools, dropped)
+    server_tools = tuple(t for t in raw_tools if web_tool_kind(t) is not None)
     choice, parallel = _tool_choice(optional(body, "tool_choice", dict))
     output_config = optional(body, "output_config", dict) or {}
     metadata = optional(body, "metadata", dict) or {}
@@ -59,12 +63,13 @@ def parse_request(body: dict[str, Any], *, for_counting: bool = False) -> Reques
         top_p=optional_number(body, "top_p"),
         stop_sequences=tuple(_strings(body.get("stop_sequences"), "stop_sequences")),
         tools=tools,
-        tool_choice=choice if tools else None,
-        parallel_tool_calls=parallel if tools else None,
+        tool_choice=choice if tools or server_tools else None,
+        parallel_tool_calls=parallel if tools or server_tools else None,
         reasoning_effort=_reasoning_effort(optional(body, "thinking", dict), output_config),
         response_schema=_response_schema(output_config),
         user_id=user_id if isinstance(user_id, str) and user_id else None,
         dropped=tuple(dropped),
+        server_tools=server_tools,
     )
 
 
@@ -96,13 +101,32 @@ def _messages(items: list[Any], dropped: list[str]) -> tuple[Message, ...]:
         if role not in ("user", "assistant", "system"):
             raise InvalidRequest(f"{path}.role: must be user, assistant or system.",
                                  param=f"{path}.role")
-        parts = _content(item.get("content"), f"{path}.content", dropped)
-        if parts:  # empty messages (e.g. `--bare`'s system message) carry nothing
+        parts = _content(item.get("content"), f"{path}.content", dropped,
+                         server_blocks=role == "assistant")
+        if role == "assistant" and any(isinstance(p, ToolResultPart) for p in parts):
+            messages += _split_at_results(parts)
+        elif parts:  # empty messages (e.g. `--bare`'s system message) carry nothing
             messages.append(Message(role, parts))
     return tuple(messages)
 
 
-def _content(value: Any, path: str, dropped: list[str]) -> tuple[Part, ...]:
+def _split_at_results(parts: tuple[Part, ...]) -> list[Message]:
+    """An assistant turn holding web search or fetch results (run by the proxy or by
+    Anthropic) as the turns any backend knows: each call, then its result in a user turn,
+    then what the model wrote next."""
+    turns: list[Message] = []
+    for part in parts:
+        role: Literal["user", "assistant"] = \
+            "user" if isinstance(part, ToolResultPart) else "assistant"
+        if turns and turns[-1].role == role:
+            turns[-1] = Message(role, (*turns[-1].parts, part))
+        else:
+            turns.append(Message(role, (part,)))
+    return turns
+
+
+def _content(value: Any, path: str, dropped: list[str], *,
+             server_blocks: bool = False) -> tuple[Part, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -111,13 +135,14 @@ def _content(value: Any, path: str, dropped: list[str]) -> tuple[Part, ...]:
         raise wrong_type(path, "a string or an array of content blocks", value)
     parts: list[Part] = []
     for i, block in enumerate(value):
-        part = _block(block, f"{path}.{i}", dropped)
+        part = _block(block, f"{path}.{i}", dropped, server_blocks)
         if part is not None:
             parts.append(part)
     return tuple(parts)
 
 
-def _block(block: Any, path: str, dropped: list[str]) -> Part | None:
+def _block(block: Any, path: str, dropped: list[str], server_blocks: bool = False
+           ) -> Part | None:
     if not isinstance(block, dict):
         raise wrong_type(path, "a content block object", block)
     kind = required(block, "type", str, path)
@@ -142,7 +167,11 @@ def _block(block: Any, path: str, dropped: list[str]) -> Part | None:
     if kind == "tool_reference":
         # Tool search's "this tool is now loaded" marker: plain text to anyone else.
         return TextPart(f"Tool loaded: {block.get('tool_name', '')}")
-    dropped.append(f"{path}:{kind}")  # redacted_thinking, server-tool results, future kinds
+    if server_blocks:  # an earlier answer's web search or fetch: the call and its result
+        server_part = server_block_part(block)
+        if server_part is not None:
+            return server_part
+    dropped.append(f"{path}:{kind}")  # redacted_thinking, other server tools, future kinds
     return None
 
 
@@ -192,9 +221,11 @@ def _tools(items: list[Any], dropped: list[str]) -> tuple[Tool, ...]:
             raise wrong_type(path, "a tool object", item)
         kind = item.get("type")
         if kind not in (None, "custom"):
-            # Server tools (web_search_*, web_fetch_*, bash_*, …) run at Anthropic; handing
-            # them to another model as plain functions makes it "call" tools nobody runs.
-            dropped.append(f"{path}:{kind}")
+            # Server tools (bash_*, code_execution_*, …) run at Anthropic; handing them to
+            # another model as plain functions makes it "call" tools nobody runs. Web search
+            # and fetch are kept apart, in Request.server_tools: the proxy can run those.
+            if web_tool_kind(item) is None:
+                dropped.append(f"{path}:{kind}")
             continue
         name = required(item, "name", str, path)
         if item.get("defer_loading") and name == "DeferredToolPlaceholder":

@@ -1,9 +1,10 @@
 """OpenAI Chat Completions request body -> canonical Request (protocols.md 4.2).
 
 Sans-I/O. What an Anthropic upstream cannot honour and dropping would change the answer
-(``n`` > 1, ``logprobs``, audio in or out, custom tools, web search) is a 400 naming the
-field; what only tunes sampling or storage (``seed``, penalties, ``logit_bias``, ``store``,
+(``n`` > 1, ``logprobs``, audio in or out, custom tools) is a 400 naming the field;
+what only tunes sampling or storage (``seed``, penalties, ``logit_bias``, ``store``,
 ``service_tier``, ``prediction``…) is dropped and listed in ``Request.dropped``.
+``web_search_options`` is kept for the proxy's own web search (proxy/web_tools).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def parse_request(body: dict[str, Any], *, default_model: str = "") -> Request:
         json_object=response_format.get("type") == "json_object",
         user_id=optional(body, "user", str) or optional(body, "safety_identifier", str),
         dropped=tuple(sorted(k for k in body if k not in _READ)),
+        web_search_options=optional(body, "web_search_options", dict),
     )
 
 
@@ -87,7 +89,7 @@ def _refuse_what_cannot_be_honoured(body: dict[str, Any]) -> None:
     if n is not None and n != 1:
         raise InvalidRequest("n: only one choice per request is supported by this backend.",
                              param="n")
-    for name in ("logprobs", "top_logprobs", "web_search_options", "audio"):
+    for name in ("logprobs", "top_logprobs", "audio"):
         if body.get(name):
             raise InvalidRequest(f"{name}: not supported by this backend.", param=name)
     if "audio" in (body.get("modalities") or ()):
