@@ -9,9 +9,9 @@ change and what to use instead. None is ignored without a word (docs/migrating.m
 ``.env`` at the same level as ours would be; our own name, given at the same or a higher
 level, wins, and the log says so. Their flags (a2o's ``--timeout`` and ``--debug``,
 claudebridge's ``-w``) are flags of ours; lower-case names are keys of the providers file.
-``NotYet`` entries belong to parts not built yet: the Claude Code CLI backend (issue 11),
-web tools through Tavily (issue 12). (bbd2api's ``THREAD_TTL`` is a setting of ours by
-that very name.) When one lands,
+``NotYet`` entries belong to parts not built yet: the Claude Code CLI backend (issue 11).
+(bbd2api's ``THREAD_TTL`` and the Go proxy's ``TAVILY_API_KEY``, ``tavily_key`` and
+``tavily_url`` are settings of ours by those very names.) When one lands,
 turn its entries into ``Mapped`` ones. ``CLIENT_ALIASES`` are claudebridge's client
 variables, read by ``proxy.client``.
 """
@@ -85,10 +85,6 @@ def _debug(raw: str) -> Values:
 _CLI = ("the Claude Code CLI backend", 11,
         "meanwhile an Anthropic API key works: --upstream https://api.anthropic.com "
         "--upstream-dialect anthropic")
-# The Go proxy's config.json loads unchanged (README), so its Tavily key only warns.
-_TAVILY = ("web search through Tavily (web_search, web_fetch)", 12,
-           "until then Claude Code's web search does nothing through this proxy", False)
-
 ENTRIES: tuple[Entry, ...] = (
     Mapped("codingplanproxy", "BASE_URL",
            lambda v: {"UPSTREAM_URL": v, "UPSTREAM_DIALECT": "anthropic"},
@@ -112,9 +108,6 @@ ENTRIES: tuple[Entry, ...] = (
     Refused("claudebridge", "-w", "it sized claudebridge's pool of Claude Code processes, "
             "which will be POOL_SIZE of the Claude Code CLI backend (not built yet: issue 11); "
             "this proxy's --workers N starts N processes serving the port", metavar="N"),
-    NotYet("claude-proxy", "TAVILY_API_KEY", *_TAVILY),
-    NotYet("claude-proxy", "tavily_key", *_TAVILY),
-    NotYet("claude-proxy", "tavily_url", *_TAVILY),
 )
 
 # claudebridge's client variables, read by proxy.client when ours are unset.

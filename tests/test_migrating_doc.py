@@ -205,7 +205,7 @@ async def test_the_go_claude_proxy(tmp_path: Path, name: str) -> None:
     assert [(m["id"], m["display_name"]) for m in listed["data"]] == [
         ("glm", "glm4.7"), ("minimax", "minimax2.1")]
     assert health["health"] == "ok"
-    assert "tavily_key (claude-proxy's, from" in log and "(issue 12)" in log
+    assert "tavily" not in log.lower()  # read as ours, nothing to say
     assert f"provider1 at {upstream} (openai), models glm, minimax" in log
     if name == "claude-proxy-start":
         assert "config.json in the working directory read as CONFIG_PATH=" in log

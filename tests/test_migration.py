@@ -159,15 +159,18 @@ def test_claudebridge_w_is_refused_naming_the_replacement(tmp_path: Path) -> Non
         load(tmp_path, ["-w", "3"])
 
 
-def test_tavily_warns_in_the_file_and_the_environment(tmp_path: Path) -> None:
+def test_the_go_proxys_tavily_settings_are_ours(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"tavily_key": "tvly-x", "providers": [
-        {"base_url": "http://u", "api_key": "k", "models": [{"id": "m"}]}]}))
-    settings = load(tmp_path, ["--config", str(config)], env={"TAVILY_API_KEY": "tvly-y"})
-    warned = notes(settings, logging.WARNING)
-    assert f"tavily_key (claude-proxy's, from {config}) is not used" in warned
-    assert "TAVILY_API_KEY (claude-proxy's, from environment) is not used" in warned
-    assert "(issue 12)" in warned and "tvly-" not in warned
+    config.write_text(json.dumps({"tavily_key": "tvly-x", "tavily_url": "http://t.example",
+                                  "providers": [{"base_url": "http://u", "api_key": "k",
+                                                 "models": [{"id": "m"}]}]}))
+    settings = load(tmp_path, ["--config", str(config)])
+    assert settings.providers_file is not None
+    assert not [n for n in notes(settings, logging.WARNING) if "tavily" in n.lower()]
+    from proxy.web_tools.configured import tavily_settings
+    tavily = tavily_settings(settings)
+    assert tavily is not None and tavily.api_key == "tvly-x"
+    assert tavily.base_url == "http://t.example"
 
 
 def test_a_config_json_in_the_working_directory(tmp_path: Path) -> None:
