@@ -49,7 +49,8 @@ def reported_error(text: str, *, error: str | None = None, status: int | None = 
                                kind=kind)
 
 
-def exit_error(returncode: int | None, stderr: str) -> UpstreamError:
+def exit_error(returncode: int | None, stderr: str, *,
+               when: str = "before its answer was complete") -> UpstreamError:
     """The CLI ended (or was ended) without a result line: its exit and last words."""
     last = " ".join(stderr.strip().splitlines()[-3:])[-500:]
     if _mentions_login(last):
@@ -62,7 +63,7 @@ def exit_error(returncode: int | None, stderr: str) -> UpstreamError:
     else:
         how = f"exited with status {returncode}"
     said = f": {last}" if last else "."
-    return UpstreamProtocolError(f"The Claude Code CLI {how} before its answer was complete{said}")
+    return UpstreamProtocolError(f"The Claude Code CLI {how} {when}{said}")
 
 
 def _mentions_login(text: str) -> bool:
