@@ -140,3 +140,13 @@ def test_a_long_line_in_small_reads_is_held_not_rejoined_each_read() -> None:
         out += decoder.feed(line[start:start + 64])
     out += decoder.feed(b"\n")
     assert len(out) == 1 and len(out[0]) == len(line)
+
+
+def test_the_framing_loads_no_io_library() -> None:
+    import subprocess
+    import sys
+    code = ("import sys, proxy.ndjson\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'asyncio')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -363,3 +363,58 @@ async def test_the_cli_check_reports_version_login_and_models(tmp_path: Path) ->
     assert [m["value"] for m in status.models][1:] == ["opus", "fable", "sonnet", "haiku"]
     del env["ANTHROPIC_API_KEY"]
     assert (await check_cli(COMMAND, env)).logged_in is False
+
+
+# ------------------------------------------------------------- the real CLI
+
+
+def _real_claude() -> str | None:
+    import shutil
+    repo = Path(__file__).resolve().parents[2]
+    for path in (os.environ.get("CLAUDE_CODE_BIN"), str(repo / ".cc/node_modules/.bin/claude"),
+                 shutil.which("claude")):
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+@pytest.mark.skipif(_real_claude() is None, reason="no Claude Code CLI (set CLAUDE_CODE_BIN)")
+async def test_the_real_cli_is_probed_ready_and_streams_through_the_pool(tmp_path: Path) -> None:
+    """The real CLI, offline against the fake Anthropic upstream: the probe works on it, a
+    request's system prompt and model reach the API, the text streams in several deltas,
+    and two requests (two processes) do not see each other."""
+    from tests.fakes.anthropic_upstream import FakeAnthropicUpstream, Stream, text_stream
+
+    upstream = FakeAnthropicUpstream(Stream(text_stream(["One", " two", " three."])))
+    base = await upstream.start()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "ANTHROPIC_BASE_URL": base,
+           "ANTHROPIC_API_KEY": "sk-ant-test", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    pool = CLIPool([str(_real_claude()), *cli_arguments()], env=env, size=2)
+    try:
+        await pool.start()
+        await asyncio.wait_for(pool.filled(), 60)
+        for secret in ("first-conversation", "second-conversation"):
+            async with pool.process() as process:
+                req = Request(model="haiku", system=(f"System for {secret}.",),
+                              messages=(Message("user", (TextPart(f"Hello from {secret}"),)),))
+                await process.send(render_input(req, model="haiku").stdin)
+                framing = NDJSONDecoder()
+                decoder = ClaudeCodeStreamDecoder(message_id="m", model="c", input_tokens=1,
+                                                  clock=lambda: 0.0)
+                events = []
+                while not decoder.done and (chunk := await process.read()):
+                    events += decoder.feed(framing.frames(chunk))
+        await until(lambda: pool.cli is not None)
+        assert pool.cli is not None and pool.cli.logged_in is True
+        assert pool.cli.version.startswith("2.")
+    finally:
+        await pool.close()
+        await upstream.stop()
+    deltas = [e.text for e in events if type(e).__name__ == "TextDelta"]
+    assert deltas == ["One", " two", " three."]
+    first, second = (r["body"] for r in upstream.requests)
+    assert first["model"] == second["model"] == "claude-haiku-5-5"
+    assert first["system"][-1]["text"] == "System for first-conversation."
+    assert "first-conversation" not in json.dumps(second)
+    assert first["messages"][0]["content"] == [{"type": "text",
+                                                "text": "Hello from first-conversation"}]
