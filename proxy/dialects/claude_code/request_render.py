@@ -24,7 +24,8 @@ of the whole history (assistant turns and tool ids included) to the session id, 
 the workers, and the flattened form whenever the history was edited or the key misses.
 
 The CLI has no way to take ``temperature``, ``top_p``, stop sequences, ``max_tokens``
-(only ``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` at spawn) or ``tool_choice`` per request:
+(only ``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` at spawn) or ``tool_choice`` per request, and its
+thinking effort is its own (``--effort`` at spawn; per request not verified), so
 ``Rendered.ignored`` names those a request set, for the logs.
 """
 
@@ -90,5 +91,6 @@ def _ignored(request: Request) -> tuple[str, ...]:
               "max_tokens": request.max_tokens is not None,
               "tools": bool(request.tools),
               "tool_choice": request.tool_choice is not None,
+              "reasoning_effort": request.reasoning_effort is not None,
               "response_format": request.response_schema is not None or request.json_object}
     return tuple(name for name, present in fields.items() if present)

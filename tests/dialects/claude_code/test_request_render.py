@@ -105,10 +105,11 @@ def test_without_a_system_prompt_the_command_lines_empty_one_stays() -> None:
 def test_fields_the_cli_cannot_take_are_named() -> None:
     request = Request(model="m", messages=(user(TextPart("hi")),), temperature=0.2,
                       top_p=0.9, stop_sequences=("END",), max_tokens=50,
-                      tool_choice=ToolChoice("auto"), json_object=True)
+                      tool_choice=ToolChoice("auto"), json_object=True,
+                      reasoning_effort="high")
     assert render_input(request, model="sonnet").ignored == (
         "temperature", "top_p", "stop_sequences", "max_tokens", "tool_choice",
-        "response_format")
+        "reasoning_effort", "response_format")
     plain = Request(model="m", messages=(user(TextPart("hi")),))
     assert render_input(plain, model="sonnet").ignored == ()
 
