@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 FAMILIES = ("opus", "sonnet", "haiku", "fable")
-DEFAULT_ALIAS = "sonnet"
 # What 2.1.330's aliases resolve to (its initialize answer's ``models``); a running CLI's
 # own answer replaces this table (``resolved_ids``).
 RESOLVED_2_1_330: Mapping[str, str] = {
