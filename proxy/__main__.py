@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from proxy import workers
-from proxy.config import Settings, load_settings
+from proxy.config import Settings, claude_cli, load_settings
 from proxy.observe.logs import configure_logging
 from proxy.web_tools.configured import tavily_settings
 
@@ -41,6 +41,10 @@ def _announce(settings: Settings) -> None:
         model = settings.model or "(the client's own model name)"
         log.info("forwarding to %s (%s) as model %s", _without_credentials(settings.upstream_url),
                  settings.upstream_dialect, model)
+    elif settings.upstream_configured:  # a kind that needs no URL: the Claude Code CLI
+        log.info("serving from the local Claude Code CLI (claude-code): %s, %d processes "
+                 "kept ready", claude_cli(settings), settings.pool_size)
+        _warn_if_reachable(settings)
     else:
         log.warning(
             "No upstream is configured, so requests will be refused with a clear error. "
@@ -48,7 +52,18 @@ def _announce(settings: Settings) -> None:
             "OpenAI-compatible base URL ending in /v1, e.g. `bash scripts/serve --upstream "
             "https://api.deepseek.com/v1 --model deepseek-chat`; "
             "or several with --config FILE (a config.json in the working directory is read "
-            "by itself). backboard.io and the Claude Code CLI as backends are not built yet.")
+            "by itself); or --upstream-dialect backboard with UPSTREAM_API_KEY, or "
+            "--upstream-dialect claude-code for the local Claude Code CLI.")
+
+
+def _warn_if_reachable(settings: Settings) -> None:
+    """The CLI speaks for its user's subscription: listening beyond this machine lets
+    others use it. Allowed (HOST says so), but said plainly."""
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("HOST=%s: the Claude Code CLI backend answers anyone who reaches this "
+                    "address, on your subscription; set PROXY_API_KEY, or listen on "
+                    "127.0.0.1 (the default). Mind the provider's terms (README).",
+                    settings.host)
 
 
 def _without_credentials(url: str) -> str:

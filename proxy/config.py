@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -61,6 +62,10 @@ class Settings:
     state_directory: str = ""
     thread_ttl: float = 1800.0
     thread_pool_size: int = 4
+    claude_cli: str = ""
+    pool_size: int = 3
+    claude_timeout: float = 120.0
+    claude_tools: str = ""
     claude_code_headers: bool = False
     claude_code_profile: str = ""  # JSON object of headers over the built-in profile
     config_path: str = ""
@@ -82,7 +87,9 @@ class Settings:
 
     @property
     def upstream_configured(self) -> bool:
-        return bool(self.upstream_url or self.providers_file)
+        kind = KINDS.get(self.upstream_dialect)
+        return bool(self.upstream_url or self.providers_file
+                    or (kind is not None and not kind.needs_url))
 
     @property
     def anthropic(self) -> bool:
@@ -176,6 +183,14 @@ SETTINGS = (
           "remembered after its last turn (then its history is replayed to a fresh one)"),
     _Spec("thread_pool_size", "--thread-pool-size", "backboard: warm threads kept ready per "
           "key, so a new conversation never waits for one"),
+    _Spec("claude_cli", "--claude-cli", "claude-code kind: the Claude Code CLI to run; unset: "
+          "claude on the PATH, else the one the claude-agent-sdk package ships"),
+    _Spec("pool_size", "--pool-size", "claude-code kind: CLI processes kept ready ahead of "
+          "demand (claudebridge's POOL_SIZE and -w; not --workers)"),
+    _Spec("claude_timeout", "--claude-timeout", "claude-code kind: the longest silence from "
+          "the CLI, in seconds, before its request fails"),
+    _Spec("claude_tools", "--claude-tools", "claude-code kind: the CLI's own tools to allow, "
+          "comma-separated (e.g. WebSearch,WebFetch); unset: none"),
     _Spec("claude_code_headers", "--claude-code-headers", "present requests to an Anthropic "
           "upstream as Claude Code does (user agent, x-app, betas); may breach the "
           "provider's terms"),
@@ -303,6 +318,7 @@ def _check_ranges(settings: Settings) -> None:
                               ("max_body_bytes", 0, True), ("ping_interval", 0, False),
                               ("body_read_timeout", 0, True), ("max_frame_bytes", 1024, False),
                               ("thread_ttl", 0, True), ("thread_pool_size", 0, False),
+                              ("pool_size", 1, False), ("claude_timeout", 0, True),
                               ("grace_period", 0, False), ("max_connections", 1, False),
                               ("max_connections_per_host", 1, False)):
         value = getattr(settings, name)
@@ -376,3 +392,26 @@ def normalize_upstream(url: str, anthropic: bool = False) -> str:
         if url.endswith(suffix):
             return url[: -len(suffix)]
     return url
+
+
+def child_environment() -> dict[str, str]:
+    """The proxy's environment, for a child process that should see what the proxy sees
+    (the Claude Code CLI: its API key, OAuth token, HOME with a ``claude login``)."""
+    return dict(os.environ)
+
+
+def claude_cli(settings: Settings) -> str:
+    """The Claude Code CLI to run: CLAUDE_CLI, else ``claude`` on the PATH, else the one
+    the ``claude-agent-sdk`` package ships (a CLI without npm), else plain ``claude`` (the
+    pool then says it is missing, and what to install)."""
+    if settings.claude_cli:
+        return settings.claude_cli
+    found = shutil.which("claude")
+    if found:
+        return found
+    try:
+        import claude_agent_sdk  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return "claude"
+    bundled = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    return str(bundled) if bundled.is_file() else "claude"

@@ -33,6 +33,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("anthropic", "anthropic", "proxy.backends.anthropic_http:AnthropicBackend"),
     Kind("backboard", None, "proxy.backends.backboard:BackboardBackend",
          default_url="https://app.backboard.io/api", passes_auth_errors=True),
+    Kind("claude-code", None, "proxy.backends.claude_code:ClaudeCodeBackend", needs_url=False),
 )}
 
 

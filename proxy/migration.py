@@ -9,10 +9,10 @@ change and what to use instead. None is ignored without a word (docs/migrating.m
 ``.env`` at the same level as ours would be; our own name, given at the same or a higher
 level, wins, and the log says so. Their flags (a2o's ``--timeout`` and ``--debug``,
 claudebridge's ``-w``) are flags of ours; lower-case names are keys of the providers file.
-``NotYet`` entries belong to parts not built yet: the Claude Code CLI backend (issue 11).
-(bbd2api's ``THREAD_TTL`` and the Go proxy's ``TAVILY_API_KEY``, ``tavily_key`` and
-``tavily_url`` are settings of ours by those very names.) When one lands,
-turn its entries into ``Mapped`` ones. ``CLIENT_ALIASES`` are claudebridge's client
+bbd2api's ``THREAD_TTL``, claudebridge's ``POOL_SIZE`` and ``CLAUDE_TIMEOUT``, and the Go
+proxy's ``TAVILY_API_KEY``, ``tavily_key`` and ``tavily_url`` are settings of ours by those
+very names. A part not built yet would get ``NotYet`` entries (none today), turned into
+``Mapped`` ones when it lands. ``CLIENT_ALIASES`` are claudebridge's client
 variables, read by ``proxy.client``.
 """
 
@@ -82,9 +82,6 @@ def _debug(raw: str) -> Values:
     return {}  # DEBUG=express:* and the like belong to other programs
 
 
-_CLI = ("the Claude Code CLI backend", 11,
-        "meanwhile an Anthropic API key works: --upstream https://api.anthropic.com "
-        "--upstream-dialect anthropic")
 ENTRIES: tuple[Entry, ...] = (
     Mapped("codingplanproxy", "BASE_URL",
            lambda v: {"UPSTREAM_URL": v, "UPSTREAM_DIALECT": "anthropic"},
@@ -103,11 +100,10 @@ ENTRIES: tuple[Entry, ...] = (
            why="backboard.io keys, comma-separated, rotated; a conversation keeps its key"),
     Mapped("bbd2api", "BBD_UPSTREAM",
            lambda v: {"UPSTREAM_URL": v, "UPSTREAM_DIALECT": "backboard"}),
-    NotYet("claudebridge", "POOL_SIZE", *_CLI),
-    NotYet("claudebridge", "CLAUDE_TIMEOUT", *_CLI),
-    Refused("claudebridge", "-w", "it sized claudebridge's pool of Claude Code processes, "
-            "which will be POOL_SIZE of the Claude Code CLI backend (not built yet: issue 11); "
-            "this proxy's --workers N starts N processes serving the port", metavar="N"),
+    Refused("claudebridge", "-w", "it sized claudebridge's pool of Claude Code processes: "
+            "here that is --pool-size N (POOL_SIZE) with --upstream-dialect claude-code; this "
+            "proxy's --workers N starts N processes serving the port, another thing",
+            metavar="N"),
 )
 
 # claudebridge's client variables, read by proxy.client when ours are unset.

@@ -249,10 +249,11 @@ def _provider(top: _Reader, item: Any, where: str, position: int) -> Provider:
     headers = _string_map(top, item, "headers", where) or {}
     models = top.get(item, "models", list, where=where) or []
     default_url = KINDS[kind].default_url
-    base_url = top.get(item, "base_url", str, where=where, required=not default_url) \
-        or default_url
+    needs_url = KINDS[kind].needs_url
+    base_url = top.get(item, "base_url", str, where=where,
+                       required=needs_url and not default_url) or default_url
     parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if needs_url and (parts.scheme not in ("http", "https") or not parts.hostname):
         raise top.fault(f"{where}.base_url", "must be an http:// or https:// URL with a host")
     return Provider(
         name=top.get(item, "name", str, where=where) or f"provider{position + 1}",

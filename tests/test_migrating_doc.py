@@ -8,8 +8,8 @@ upstreams from ``tests/fakes/``; fixed ports (3578, 8000, 8888, 10088) become fr
 ``0.0.0.0`` becomes ``127.0.0.1``. Each "ours" block is also checked to be the seed's own
 "theirs" block with only the entry point changed (``TRANSLATIONS``).
 
-Where the seed's backend is not built yet (claudebridge's Claude Code CLI), the test
-checks the loud refusal instead of a working proxy, and says so.
+claudebridge's server runs the fake Claude Code CLI (tests/fakes/fake-claude) as the
+user's CLI.
 claudebridge's client and BridgeClient run against our proxy in front of a fake
 OpenAI-compatible upstream, for the same reason.
 """
@@ -66,8 +66,10 @@ TRANSLATIONS = {
                                         "bash scripts/serve")],
     "bbd2api-start": [("cp .env.example .env", "cp ../bbd2api/.env .env"),
                       ("python server.py", "bash scripts/serve")],
-    "claudebridge-server": [("claudebridge", "bash scripts/serve")],
-    "claudebridge-server-env": [("claudebridge", "bash scripts/serve")],
+    "claudebridge-server": [("claudebridge -w 3",
+                             "bash scripts/serve --upstream-dialect claude-code --pool-size 3")],
+    "claudebridge-server-env": [("claudebridge",
+                                 "bash scripts/serve --upstream-dialect claude-code")],
     "claudebridge-version": [("claudebridge", "bash scripts/serve")],
     "claudebridge-client": [("python -m claudebridge.client", "bash scripts/client")],
     "claudebridge-library": [("from claudebridge.client import BridgeClient",
@@ -239,18 +241,33 @@ async def test_bbd2api(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["claudebridge-server", "claudebridge-server-env"])
-async def test_claudebridge_server_is_refused_until_the_cli_backend_lands(
-        tmp_path: Path, name: str) -> None:
-    """NOT a working proxy: the Claude Code CLI as a backend is not built yet (issue 11)."""
+async def test_claudebridge_server(tmp_path: Path, name: str) -> None:
+    """A working proxy whose pool runs the fake Claude Code CLI (CLAUDE_CLI), as a user's
+    would run the real one from the PATH."""
     root = checkout(tmp_path)
-    code, out, err = await run(block(DOC, "ours", name), root, clean_env())
+    port = free_port()
+    env = {"PORT": str(port), "CLAUDE_CLI": str(REPO / "tests" / "fakes" / "fake-claude"),
+           "HOME": str(tmp_path), "ANTHROPIC_API_KEY": "sk-test",
+           "FAKE_CLAUDE_REPLY": "from the CLI"}
+    async with proxy_from(block(DOC, "ours", name), root, **env) as proxy:
+        answer = await post_json(f"http://127.0.0.1:{port}/api/v1/chat/completions",
+                                 {"model": "sonnet",
+                                  "messages": [{"role": "user", "content": "hi"}]})
+        log = proxy.output
+    assert answer["choices"][0]["message"]["content"] == "from the CLI", (answer, log)
+    assert "(claude-code)" in log
+
+
+async def test_claudebridges_w_is_refused_naming_pool_size(tmp_path: Path) -> None:
+    root = checkout(tmp_path)
+    code, out, err = await run("bash scripts/serve -w 3", root, clean_env())
     assert code == 1, out + err
-    expected = (["-w (claudebridge's, a flag)"] if name == "claudebridge-server" else
-                ["POOL_SIZE (claudebridge's, from environment)",
-                 "CLAUDE_TIMEOUT (claudebridge's, from environment)"])
-    for said in expected:
-        assert said in err
-    assert "issue 11" in err
+    assert "-w (claudebridge's, a flag)" in err and "--pool-size N" in err
+
+
+async def post_json(url: str, body: dict[str, Any]) -> Any:
+    async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:
+        return await response.json()
 
 
 async def test_claudebridge_version(tmp_path: Path) -> None:
@@ -261,8 +278,8 @@ async def test_claudebridge_version(tmp_path: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def proxy_for_claudebridge() -> Any:
-    """Our proxy in front of a fake OpenAI-compatible upstream (the CLI backend is not
-    built yet), in this event loop; yields (its origin, the fake)."""
+    """Our proxy in front of a fake OpenAI-compatible upstream (the client's commands
+    need no CLI behind it), in this event loop; yields (its origin, the fake)."""
     fake = OpenAIServer()
     async with serving(fake) as upstream:
         app = create_app(replace(Settings(), upstream_url=upstream + "/v1",
@@ -315,8 +332,8 @@ RUNNERS = {
     "claude-proxy-config-path": test_the_go_claude_proxy,
     "claude-proxy-curl": test_the_go_claude_proxy,
     "bbd2api-start": test_bbd2api,
-    "claudebridge-server": test_claudebridge_server_is_refused_until_the_cli_backend_lands,
-    "claudebridge-server-env": test_claudebridge_server_is_refused_until_the_cli_backend_lands,
+    "claudebridge-server": test_claudebridge_server,
+    "claudebridge-server-env": test_claudebridge_server,
     "claudebridge-version": test_claudebridge_version,
     "claudebridge-client": test_claudebridge_client_commands,
     "claudebridge-library": test_bridge_client_code_runs_on_proxy_client,

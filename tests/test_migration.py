@@ -12,7 +12,6 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -128,18 +127,10 @@ def test_debug(tmp_path: Path, value: str, level: str) -> None:
     assert load(tmp_path, env={"DEBUG": "1", "LOG_LEVEL": "WARNING"}).log_level == "WARNING"
 
 
-@pytest.mark.parametrize(("given", "issue"), [
-    ({"env": {"POOL_SIZE": "3"}}, 11), ({"dotenv": "CLAUDE_TIMEOUT=120\n"}, 11)])
-def test_settings_of_backends_not_built_yet_stop_the_start(
-        tmp_path: Path, given: dict[str, Any], issue: int) -> None:
-    with pytest.raises(SystemExit) as stopped:
-        load(tmp_path, env=given.get("env"), dotenv=given.get("dotenv", ""))
-    message = str(stopped.value)
-    name = (given.get("env") or {}).keys() or [given["dotenv"].split("=")[0]]
-    (name,) = list(name)
-    assert f"{name} (" in message and f"(issue {issue})" in message
-    remove = "unset it" if "env" in given else "delete its line from .env"
-    assert remove in message
+def test_claudebridges_settings_are_ours(tmp_path: Path) -> None:
+    settings = load(tmp_path, env={"POOL_SIZE": "5"}, dotenv="CLAUDE_TIMEOUT=30\n")
+    assert (settings.pool_size, settings.claude_timeout) == (5, 30.0)
+    assert not notes(settings, logging.WARNING)
 
 
 def test_bbd2apis_settings_pick_the_backboard_backend(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import proxy
 
 PACKAGE = Path(proxy.__file__).parent
 CORE = ["proxy.sse", "proxy.canonical", "proxy.tokens", "proxy.errors", "proxy.kinds",
-        "proxy.redaction", "proxy.filters", "proxy.backends.headers"] + sorted(
+        "proxy.redaction", "proxy.filters", "proxy.backends.headers", "proxy.ndjson"] + sorted(
     "proxy." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts)
     for p in (PACKAGE / "dialects").rglob("*.py") if p.name != "__init__.py")
 

@@ -79,6 +79,13 @@ class Listing(Protocol):
 
 
 @runtime_checkable
+class Reporting(Protocol):
+    """A backend with a health of its own (a CLI pool: ready, busy, or what is wrong)."""
+
+    def health(self) -> dict[str, object]: ...
+
+
+@runtime_checkable
 class Debugging(Protocol):
     """A backend with state worth showing (``GET /debug/state``, ``POST /debug/clear``)."""
 

@@ -22,6 +22,7 @@ from proxy.backends.base import (
     Listing,
     Relaying,
     RelayRequest,
+    Reporting,
 )
 from proxy.backends.failover import Attempts, passthrough_key, stream_with_failover
 from proxy.backends.keys import KeyPool
@@ -85,6 +86,9 @@ class Upstreams:
                     log.warning("%s: its models could not be listed: %s", provider.name,
                                 exc.message)
         return list(dict.fromkeys(listed))
+
+    def health(self) -> dict[str, dict[str, object]]:
+        return {name: b.health() for name, b in self.backends.items() if isinstance(b, Reporting)}
 
     def debugging(self) -> dict[str, Debugging]:
         return {name: b for name, b in self.backends.items() if isinstance(b, Debugging)}

@@ -42,10 +42,13 @@ async def health(request: web.Request) -> web.Response:
     (still 200: requests that do not need the store go on)."""
     settings = request.app[SETTINGS_KEY]
     state = await request.app[STORE_KEY].check(HEALTH_PING_SECONDS)
-    status = "ok" if state["ok"] else "degraded"
+    backends = request.app[UPSTREAMS_KEY].health()
+    fine = state["ok"] and all(b.get("ok", True) for b in backends.values())
+    status = "ok" if fine else "degraded"
     return json_response({"status": status, "health": status, "message": "llm-dialect-proxy",
                           "upstream_configured": settings.upstream_configured,
-                          "upstream_dialect": settings.upstream_dialect, "store": state})
+                          "upstream_dialect": settings.upstream_dialect, "store": state,
+                          **({"backends": backends} if backends else {})})
 
 
 async def root(request: web.Request) -> web.Response:
