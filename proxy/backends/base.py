@@ -15,7 +15,7 @@ request of that dialect byte for byte (``Relaying``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -43,6 +43,7 @@ class Call:
     client_key: str | None = None  # the client's own credential, for pass-through
     client_headers: Mapping[str, str] = field(default_factory=dict)  # end-to-end ones
     body_size: int = 0  # the client's body, in bytes: large ones are rendered off the loop
+    record: Callable[[bytes], None] | None = None  # for a session log: what the upstream said
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from proxy.backends.base import Batches, Call, Context
 from proxy.backends.cli_pool import CLIPool
@@ -79,7 +80,7 @@ class ClaudeCodeBackend:
                          ", ".join(rendered.ignored))
             process = await stack.enter_async_context(self.pool.process())
             await process.send(rendered.stdin)
-            return CLIOutput(process)
+            return CLIOutput(process, call.record)
 
         return decoded(opener, NDJSONDecoder(self.settings.max_frame_bytes), decoder, filters,
                        grace=self.settings.claude_timeout)
@@ -99,11 +100,15 @@ class CLIOutput:
     """A child's stdout as the read loop's byte source. Its end before the ``result`` line
     is the CLI's failure, said with its exit status and the last of its stderr."""
 
-    def __init__(self, process: CLIProcess) -> None:
+    def __init__(self, process: CLIProcess,
+                 record: Callable[[bytes], None] | None = None) -> None:
         self._process = process
+        self._record = record
 
     async def read(self) -> bytes:
         chunk = await self._process.read()
+        if self._record is not None:
+            self._record(chunk)
         if not chunk:
             raise exit_error(await self._process.exit_status(), self._process.stderr_tail)
         return chunk

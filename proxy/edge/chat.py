@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -23,7 +24,7 @@ from proxy.edge.body import json_response, read_body, require_upstream
 from proxy.edge.middleware import client_key
 from proxy.edge.relay import relay, relay_request
 from proxy.edge.streaming import DROPPED_HEADER, collect_events, stream_events
-from proxy.keys import ROUTER_KEY, SETTINGS_KEY, TRACE_KEY, UPSTREAMS_KEY
+from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, TRACE_KEY, UPSTREAMS_KEY
 from proxy.offload import off_loop
 from proxy.routing import Plan
 from proxy.tokens import estimate_input_tokens
@@ -59,7 +60,8 @@ async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     call = Call(message_id=completion_id, client_model=parsed.model, input_tokens=estimate,
                 client_key=client_key(request),
-                client_headers=from_client(request.headers.items()), body_size=len(raw))
+                client_headers=from_client(request.headers.items()), body_size=len(raw),
+                record=_recorder(request))
     upstreams = request.app[UPSTREAMS_KEY]
     batches = upstreams.stream(parsed, call, plan, trace)
     names = parsed.dropped + upstreams.unserved(parsed)
@@ -88,3 +90,9 @@ def _with_defaults(request: Request, settings: Settings) -> Request:
     if settings.system_prompt and not has_system:
         return replace(request, system=(settings.system_prompt,))
     return request
+
+
+def _recorder(request: web.Request) -> Callable[[bytes], None] | None:
+    """Where a backend's raw lines go, when a session log wants them."""
+    wanted = request.app[OBSERVERS_KEY].session_log is not None
+    return request[TRACE_KEY].record_upstream if wanted else None

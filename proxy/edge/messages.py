@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -22,7 +23,14 @@ from proxy.edge.middleware import client_key
 from proxy.edge.relay import relay, relay_request
 from proxy.edge.streaming import DROPPED_HEADER, collect_events, stream_events
 from proxy.errors import NotFound
-from proxy.keys import ROUTER_KEY, SETTINGS_KEY, TOKEN_COUNTS_KEY, TRACE_KEY, UPSTREAMS_KEY
+from proxy.keys import (
+    OBSERVERS_KEY,
+    ROUTER_KEY,
+    SETTINGS_KEY,
+    TOKEN_COUNTS_KEY,
+    TRACE_KEY,
+    UPSTREAMS_KEY,
+)
 from proxy.offload import off_loop
 from proxy.routing import Plan
 from proxy.tokens import estimate_input_tokens
@@ -54,7 +62,8 @@ async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
     trace.model_asked = parsed.model
     call = Call(message_id=f"msg_{secrets.token_hex(12)}", client_model=parsed.model,
                 input_tokens=estimate, client_key=client_key(request),
-                client_headers=from_client(request.headers.items()), body_size=len(raw))
+                client_headers=from_client(request.headers.items()), body_size=len(raw),
+                record=_recorder(request))
     upstreams = request.app[UPSTREAMS_KEY]
     batches = upstreams.stream(parsed, call, plan, trace)
     names = parsed.dropped + upstreams.unserved(parsed)
@@ -102,3 +111,9 @@ def _count(body: dict[str, Any]) -> int:
 def _model(body: dict[str, Any]) -> str:
     model = body.get("model")
     return model if isinstance(model, str) else ""
+
+
+def _recorder(request: web.Request) -> Callable[[bytes], None] | None:
+    """Where a backend's raw lines go, when a session log wants them."""
+    wanted = request.app[OBSERVERS_KEY].session_log is not None
+    return request[TRACE_KEY].record_upstream if wanted else None

@@ -1,6 +1,7 @@
 """An optional session log: one JSON file per request in SESSION_LOG_DIR, as claudebridge
-keeps, with the request, the response as the client got it (cut at 1 MiB), the route and
-the timings. Keys are masked; the file is written off the event loop, after the answer."""
+keeps, with the request, the response as the client got it (cut at 1 MiB), what a CLI
+backend said (its stream-json lines), the route and the timings. Keys are masked; the
+file is written off the event loop, after the answer."""
 
 from __future__ import annotations
 
@@ -27,13 +28,17 @@ class SessionLog:
         """Masking and writing happen off the event loop: bodies can be megabytes."""
         fields = access_fields(trace)
         request, response = trace.request_body, bytes(trace.recording or b"")
+        upstream = bytes(trace.upstream_recording or b"")
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{trace.request_id}-{secrets.token_hex(3)}"
         await asyncio.get_running_loop().run_in_executor(
-            None, self._write, self._folder / f"{name}.json", fields, request, response)
+            None, self._write, self._folder / f"{name}.json", fields, request, response,
+            upstream)
 
     def _write(self, path: Path, fields: dict[str, Any], request: bytes,
-               response: bytes) -> None:
+               response: bytes, upstream: bytes) -> None:
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fields,
                   "request": self._mask(request.decode("utf-8", "replace")),
                   "response": self._mask(response.decode("utf-8", "replace"))}
+        if upstream:  # a CLI backend's stream-json lines, as claudebridge logged them
+            record["upstream"] = self._mask(upstream.decode("utf-8", "replace"))
         path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))

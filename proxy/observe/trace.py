@@ -37,10 +37,18 @@ class Trace:
     finished: bool = False  # the client has the whole answer (a later cancel is no 499)
     recording: bytearray | None = None  # the answer as sent, when a session log or DEBUG wants it
     request_body: bytes = b""
+    upstream_recording: bytearray | None = None  # what a backend read (a CLI's lines)
 
     def record(self, data: bytes) -> None:
         if self.recording is not None and len(self.recording) < RECORD_LIMIT:
             self.recording += data[: RECORD_LIMIT - len(self.recording)]
+
+    def record_upstream(self, data: bytes) -> None:
+        """What the upstream sent, as it came, for the session log (cut at RECORD_LIMIT)."""
+        if self.upstream_recording is None:
+            self.upstream_recording = bytearray()
+        if len(self.upstream_recording) < RECORD_LIMIT:
+            self.upstream_recording += data[: RECORD_LIMIT - len(self.upstream_recording)]
 
     def attempt(self, backend: str, model: str, label: str = "other") -> None:
         self.backend, self.model_sent, self.model_label = backend, model, label

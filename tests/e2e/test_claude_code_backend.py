@@ -196,3 +196,20 @@ def _gone(pid: int) -> bool:
         return True
     status = Path(f"/proc/{pid}/stat")
     return status.exists() and status.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+async def test_the_session_log_holds_the_request_the_clis_lines_and_timings(
+        cli_proxy: Start, tmp_path: Path) -> None:
+    folder = tmp_path / "sessions"
+    url = await cli_proxy(session_log_dir=str(folder), env={"FAKE_CLAUDE_REPLY": "logged"})
+    await openai.AsyncOpenAI(base_url=url + "/v1", api_key="x").chat.completions.create(
+        model="sonnet", messages=[{"role": "user", "content": "log me"}])
+    for _ in range(50):
+        if folder.exists() and list(folder.iterdir()):
+            break
+        await asyncio.sleep(0.02)
+    (entry,) = [json.loads(p.read_text()) for p in folder.iterdir()]
+    assert "log me" in entry["request"] and "logged" in entry["response"]
+    lines = [json.loads(line) for line in entry["upstream"].splitlines() if line.strip()]
+    assert {"system", "stream_event", "result"} <= {line["type"] for line in lines}
+    assert entry["total_ms"] > 0 and entry["backend"] == "default"
