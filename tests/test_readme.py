@@ -144,6 +144,51 @@ async def test_claude_models_from_openai_clients(tmp_path: Path) -> None:
     assert sent["body"]["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
 
 
+async def test_backboard_serve(tmp_path: Path) -> None:
+    """The backboard command, backboard.io being the fake (tests/fakes/backboard_upstream)."""
+    from tests.fakes.backboard_upstream import FakeBackboard
+    root, port = checkout(tmp_path), free_port()
+    fake = FakeBackboard(["bb-key-1", "bb-key-2"])
+    await fake.start()
+    try:
+        script = block(README, "test", "backboard-serve").replace(
+            "https://app.backboard.io/api", fake.base_url)
+        proxy = await start(script, root, clean_env(PORT=str(port)))
+        try:
+            await proxy.wait_for(LISTENING)
+            async with aiohttp.ClientSession() as session, session.post(
+                    f"http://127.0.0.1:{port}/v1/chat/completions",
+                    json={"model": "gpt-4o", "messages": [
+                        {"role": "user", "content": "say: from the README"}]}) as answer:
+                body = await answer.json()
+        finally:
+            await proxy.stop()
+    finally:
+        await fake.stop()
+    assert body["choices"][0]["message"]["content"] == "from the README", proxy.output
+    assert "bb-key-1" not in proxy.output
+
+
+async def test_claude_code_serve(tmp_path: Path) -> None:
+    """The Claude Code CLI command; the CLI being the fake one (tests/fakes/fake-claude),
+    found through CLAUDE_CLI as a user's would be on the PATH."""
+    root, port = checkout(tmp_path), free_port()
+    env = clean_env(PORT=str(port), CLAUDE_CLI=str(REPO / "tests" / "fakes" / "fake-claude"),
+                    HOME=str(tmp_path), ANTHROPIC_API_KEY="sk-test",
+                    FAKE_CLAUDE_REPLY="from the CLI")
+    proxy = await start(block(README, "test", "claude-code-serve"), root, env)
+    try:
+        await proxy.wait_for(LISTENING)
+        async with aiohttp.ClientSession() as session, session.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                json={"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]}
+        ) as answer:
+            body = await answer.json()
+    finally:
+        await proxy.stop()
+    assert body["choices"][0]["message"]["content"] == "from the CLI", proxy.output
+
+
 async def test_client(tmp_path: Path, proxy_url: str, upstream: FakeOpenAIUpstream) -> None:
     """``bash scripts/client "…"`` with no venv active: the proxy is the test's (its
     address in PROXY_URL, the default being the local proxy on 3578)."""
