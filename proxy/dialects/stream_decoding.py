@@ -10,7 +10,9 @@ text before a failure is still the client's, then the failure.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -40,11 +42,8 @@ class StreamDecoder:
             for data in frames:
                 if self.done:
                     break
-                try:
+                with malformed(f"stream frame: {data[:200]!r}"):
                     self._take_frame(data)
-                except (AttributeError, TypeError, KeyError, ValueError):
-                    raise UpstreamProtocolError("The upstream sent a malformed stream frame: "
-                                                f"{data[:200]!r}") from None
         except UpstreamError as exc:
             if not self._out:
                 raise
@@ -61,6 +60,27 @@ class StreamDecoder:
     def _take_out(self) -> list[Event]:
         out, self._out = self._out, []
         return out
+
+
+MAX_TOKEN_COUNT = 2**53 - 1  # what every JSON reader takes as an exact integer
+
+
+def token_count(value: Any) -> int | None:
+    """A usage count as the upstream sent it, if it is one: a whole number from 0 up. A
+    count that is not (null, a string, -1, 1e30) is no count at all."""
+    if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:
+        return value
+    return None
+
+
+@contextlib.contextmanager
+def malformed(what: str) -> Iterator[None]:
+    """What a field of the wrong type does to a decoder (``"x".get``, ``5 + "a"``, a
+    missing key) is the upstream's fault: a protocol error, never a proxy crash."""
+    try:
+        yield
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+        raise UpstreamProtocolError(f"The upstream sent a malformed {what}") from None
 
 
 def parse_frame(data: str) -> dict[str, Any]:
