@@ -16,15 +16,15 @@ from dataclasses import replace
 
 import pytest
 from aiohttp import web
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy.app import create_app
 from proxy.config import Settings
+from tests.dialects.strategies import BOUNDED
 
 PROXY_KEY = "proxy-key-123"
 BODY = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
-BOUNDED = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 
 
 @pytest.fixture(scope="module")

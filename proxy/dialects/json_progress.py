@@ -35,6 +35,8 @@ class ObjectProgress:
         self.complete = False
 
     def feed(self, fragment: str) -> None:
+        if not fragment:
+            return  # nothing changes (a pending escape still waits for its character)
         self._parts.append(fragment)
         if self._broken:
             return

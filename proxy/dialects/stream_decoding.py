@@ -73,6 +73,37 @@ def token_count(value: Any) -> int | None:
     return None
 
 
+def object_field(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """A field that must be an object when present (absent or null: empty). The wrong
+    type raises TypeError, which ``malformed`` makes a protocol error."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if type(value) is not dict:
+        raise TypeError(key)
+    return value
+
+
+def list_field(data: dict[str, Any], key: str) -> list[Any]:
+    """A field that must be an array when present (absent or null: empty)."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise TypeError(key)
+    return value
+
+
+def text_field(data: dict[str, Any], key: str) -> str:
+    """A field that must be a string when present (absent or null: empty)."""
+    value = data.get(key)
+    if value is None:
+        return ""
+    if type(value) is not str:
+        raise TypeError(key)
+    return value
+
+
 @contextlib.contextmanager
 def malformed(what: str) -> Iterator[None]:
     """What a field of the wrong type does to a decoder (``"x".get``, ``5 + "a"``, a

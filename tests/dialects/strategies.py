@@ -12,11 +12,20 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 Strategy = st.SearchStrategy[Any]
+
+# Bounded and derandomized, so the suite stays fast and a failure is the same on every run;
+# PROPERTY_EXAMPLES=5000 searches deeper, afresh each time.
+_DEEP = os.environ.get("PROPERTY_EXAMPLES")
+BOUNDED = settings(max_examples=int(_DEEP or 200), derandomize=not _DEEP, deadline=None,
+                   database=None,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 scalars = st.one_of(st.none(), st.booleans(), st.integers(),
@@ -111,7 +120,7 @@ def _a_blocks(inner: Strategy) -> Strategy:
             data=words))
 
 
-_a_block = _a_blocks(_a_blocks(st.nothing()))
+_a_block = _a_blocks(_a_blocks(obj({"type": st.just("text"), "text": words})))
 _a_message = obj({"role": one("user", "assistant", "system")},
                  content=st.one_of(words, st.lists(_a_block, max_size=4)))
 _a_tool = st.one_of(

@@ -6,14 +6,15 @@
   both client encoders and both response bodies take, and if anything ends it, it is a
   ``ProxyError`` (a 502 or the upstream's own error), never a crash.
 
-Bounded and derandomized, so the suite stays fast and a failure is the same on every run.
+Bounded and derandomized (``strategies.BOUNDED``); ``PROPERTY_EXAMPLES=5000`` searches
+deeper.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy.dialects.anthropic.stream_decode import AnthropicStreamDecoder
@@ -21,9 +22,7 @@ from proxy.dialects.openai.stream_decode import OpenAIStreamDecoder
 from proxy.errors import InvalidRequest, ProxyError
 from tests.dialects import strategies as s
 from tests.dialects.pipeline import check_events, run_decoder, take_anthropic, take_openai
-
-BOUNDED = settings(max_examples=400, deadline=None, derandomize=True, database=None,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+from tests.dialects.strategies import BOUNDED
 
 
 def refused_well(error: InvalidRequest) -> None:

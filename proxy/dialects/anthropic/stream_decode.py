@@ -30,7 +30,14 @@ from proxy.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from proxy.dialects.stream_decoding import StreamDecoder, malformed, parse_frame, token_count
+from proxy.dialects.stream_decoding import (
+    StreamDecoder,
+    malformed,
+    object_field,
+    parse_frame,
+    text_field,
+    token_count,
+)
 from proxy.errors import UpstreamProtocolError, UpstreamStreamError
 
 _KINDS = {"text": "text", "thinking": "thinking", "tool_use": "tool_use"}
@@ -95,14 +102,14 @@ class AnthropicStreamDecoder(StreamDecoder):
         if kind == "message_start":
             if self._started:
                 raise UpstreamProtocolError("The upstream sent a second message_start.")
-            self._message_start(_object(data, "message"))
+            self._message_start(object_field(data, "message"))
             return
         if not self._started:
             raise UpstreamProtocolError(f"The upstream sent {kind} before message_start.")
         if kind == "content_block_delta":
-            self._delta(_index(data), _object(data, "delta"))
+            self._delta(_index(data), object_field(data, "delta"))
         elif kind == "content_block_start":
-            self._start(_index(data), _object(data, "content_block"))
+            self._start(_index(data), object_field(data, "content_block"))
         elif kind == "content_block_stop":
             self._stop(_index(data))
         else:
@@ -121,21 +128,21 @@ class AnthropicStreamDecoder(StreamDecoder):
         if index in self._seen:
             raise UpstreamProtocolError(f"The upstream started block {index} twice.")
         self._seen.add(index)
-        self._open, self._open_kind = index, _KINDS.get(_text(block, "type"))
+        self._open, self._open_kind = index, _KINDS.get(text_field(block, "type"))
         if self._open_kind is None:
             return  # redacted_thinking, server_tool_use, web_search_tool_result, …
         at = self._next
         self._next += 1
         if self._open_kind == "tool_use":
             self._silent_tool = True
-            self._out.append(BlockStart(at, "tool_use", _text(block, "id"),
-                                        _text(block, "name")))
+            self._out.append(BlockStart(at, "tool_use", text_field(block, "id"),
+                                        text_field(block, "name")))
         else:
             self._out.append(BlockStart(at, self._open_kind))  # type: ignore[arg-type]
 
     def _delta(self, index: int, delta: dict[str, Any]) -> None:
         self._check_open(index, "content_block_delta")
-        kind = _text(delta, "type")
+        kind = text_field(delta, "type")
         fits = _DELTA_BLOCKS.get(kind)
         if fits is None or self._open_kind is None:
             return  # citations_delta (the cited text itself arrives as text), skipped blocks
@@ -144,16 +151,16 @@ class AnthropicStreamDecoder(StreamDecoder):
                                         f"a {self._open_kind} block.")
         at = self._next - 1
         if kind == "text_delta":
-            self._out.append(TextDelta(at, _text(delta, "text")))
+            self._out.append(TextDelta(at, text_field(delta, "text")))
         elif kind == "input_json_delta":
-            partial = _text(delta, "partial_json")
+            partial = text_field(delta, "partial_json")
             if partial:
                 self._silent_tool = False
                 self._out.append(ToolArgsDelta(at, partial))
         elif kind == "thinking_delta":
-            self._out.append(ThinkingDelta(at, _text(delta, "thinking")))
+            self._out.append(ThinkingDelta(at, text_field(delta, "thinking")))
         else:
-            self._out.append(SignatureDelta(at, _text(delta, "signature")))
+            self._out.append(SignatureDelta(at, text_field(delta, "signature")))
 
     def _stop(self, index: int) -> None:
         self._check_open(index, "content_block_stop")
@@ -186,15 +193,15 @@ class AnthropicStreamDecoder(StreamDecoder):
 
     def _message_start(self, message: dict[str, Any]) -> None:
         self._started = True
-        self._usage = _merge_usage(self._usage, _object(message, "usage"))
+        self._usage = _merge_usage(self._usage, object_field(message, "usage"))
         self._out.append(MessageStart(self._message_id, self._model, self._usage))
 
     def _message_delta(self, data: dict[str, Any]) -> None:
         # Held until message_stop: its usage is cumulative, and it must come exactly once.
-        self._usage = _merge_usage(self._usage, _object(data, "usage"))
-        delta = _object(data, "delta")
-        self._stop_reason = _text(delta, "stop_reason") or "end_turn"
-        self._stop_sequence = _text(delta, "stop_sequence") or None
+        self._usage = _merge_usage(self._usage, object_field(data, "usage"))
+        delta = object_field(data, "delta")
+        self._stop_reason = text_field(delta, "stop_reason") or "end_turn"
+        self._stop_sequence = text_field(delta, "stop_sequence") or None
 
     def _message_stop(self) -> None:
         self.done = True
@@ -214,26 +221,6 @@ def _index(data: dict[str, Any]) -> int:
         raise UpstreamProtocolError(f"The upstream sent a {data.get('type')} without a block "
                                     "index.")
     return index
-
-
-def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
-    """A field that must be an object when present (absent or null: empty)."""
-    value = data.get(key)
-    if value is None:
-        return {}
-    if type(value) is not dict:
-        raise TypeError(key)
-    return value
-
-
-def _text(data: dict[str, Any], key: str) -> str:
-    """A field that must be a string when present (absent or null: empty)."""
-    value = data.get(key)
-    if value is None:
-        return ""
-    if type(value) is not str:
-        raise TypeError(key)
-    return value
 
 
 def _merge_usage(usage: Usage, update: dict[str, Any]) -> Usage:

@@ -9,11 +9,16 @@ canonical events they complete. The rules it keeps (protocols.md 4.5, peers.md s
   arrive. Blocks may not interleave, so when the upstream interleaves fragments of
   parallel calls, the later call is held back until the open one is provably finished:
   its arguments so far parse as a complete JSON object (one more fragment could only make
-  them invalid), or the stream ended;
-* the end comes after the usage chunk (or ``[DONE]``): one MessageDelta with the mapped
-  stop reason and the real usage, then MessageStop. A stream that ends without either is
-  cut, and that is an error, never a quiet success;
-* a frame that is not JSON, or an ``{"error": …}`` frame, raises.
+  them invalid; ``json_progress`` knows it without parsing them again), or the stream
+  ended;
+* MessageStart goes out before anything else, once there is something: the first block,
+  or the end. The end comes after the usage chunk (or ``[DONE]``): one MessageDelta with
+  the mapped stop reason and the real usage, then MessageStop. A stream that ends without
+  either is cut, and one that ends without any content (a bare ``[DONE]``, a finish with
+  nothing before it) answered nothing: both are errors, never a quiet success. Only a
+  finish that explains the emptiness (``length``, ``content_filter``) is an answer;
+* a frame that is not JSON, or not of the promised shape, or an ``{"error": …}`` frame,
+  raises.
 """
 
 from __future__ import annotations
@@ -37,7 +42,15 @@ from proxy.canonical import (
     Usage,
 )
 from proxy.dialects.json_progress import ObjectProgress
-from proxy.dialects.stream_decoding import StreamDecoder, malformed, parse_frame, token_count
+from proxy.dialects.stream_decoding import (
+    StreamDecoder,
+    list_field,
+    malformed,
+    object_field,
+    parse_frame,
+    text_field,
+    token_count,
+)
 from proxy.errors import UpstreamProtocolError, UpstreamStreamError
 from proxy.tokens import estimate_text
 
@@ -118,8 +131,8 @@ class OpenAIStreamDecoder(StreamDecoder):
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise UpstreamProtocolError("The upstream answered without any choices.")
         choice = choices[0]
-        message = _object(choice, "message")
-        calls = [dict(c, index=i) for i, c in enumerate(_list(message, "tool_calls"))]
+        message = object_field(choice, "message")
+        calls = [dict(c, index=i) for i, c in enumerate(list_field(message, "tool_calls"))]
         delta = dict(message, tool_calls=calls)
         finish = choice.get("finish_reason")
         self._take_chunk({"choices": [{"delta": delta, "finish_reason": finish}],
@@ -166,10 +179,10 @@ class OpenAIStreamDecoder(StreamDecoder):
         error = chunk.get("error")
         if error:
             raise _stream_error(error)
-        usage = _object(chunk, "usage")
+        usage = object_field(chunk, "usage")
         if usage:
             self._usage = _usage(usage)
-        for choice in _list(chunk, "choices"):
+        for choice in list_field(chunk, "choices"):
             if choice.get("index", 0) == 0:
                 self._take_choice(choice)
         # The usage chunk is the last thing before [DONE]: no need to wait for a [DONE]
@@ -178,7 +191,7 @@ class OpenAIStreamDecoder(StreamDecoder):
             self._end()
 
     def _take_choice(self, choice: dict[str, Any]) -> None:
-        delta = _object(choice, "delta")
+        delta = object_field(choice, "delta")
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
             self._text("thinking", reasoning)
@@ -188,7 +201,7 @@ class OpenAIStreamDecoder(StreamDecoder):
         refusal = delta.get("refusal")
         if refusal and isinstance(refusal, str):
             self._text("text", refusal)
-        for call in _list(delta, "tool_calls"):
+        for call in list_field(delta, "tool_calls"):
             self._take_tool_call(call)
         reason = choice.get("finish_reason")
         if reason:
@@ -207,13 +220,13 @@ class OpenAIStreamDecoder(StreamDecoder):
 
     def _take_tool_call(self, piece: dict[str, Any]) -> None:
         key = self._call_key(piece)
-        function = _object(piece, "function")
+        function = object_field(piece, "function")
         args = function.get("arguments") or ""
         if not isinstance(args, str):  # some servers send an object
             args = orjson.dumps(args).decode()
         if key not in self._calls:
-            name = _text(function, "name")
-            upstream_id = _text(piece, "id")
+            name = text_field(function, "name")
+            upstream_id = text_field(piece, "id")
             self._calls[key] = _Call(upstream_id or f"toolu_{secrets.token_hex(12)}",
                                      self._tool_names.get(name, name), upstream_id=upstream_id)
         self._route(_Item("tool", args, key))
@@ -222,7 +235,7 @@ class OpenAIStreamDecoder(StreamDecoder):
         """Our key for the call a fragment belongs to. Normally the upstream's index; but
         some servers put every call on index 0, or send no index, and then a new id is a
         new call and the id-less fragments that follow belong to it."""
-        index, call_id = piece.get("index"), _text(piece, "id")
+        index, call_id = piece.get("index"), text_field(piece, "id")
         if type(index) is not int:
             known = next((k for k, c in self._calls.items() if call_id and c.id == call_id),
                          None)
@@ -372,26 +385,7 @@ def _usage(usage: dict[str, Any]) -> Usage:
                  cache_read_input_tokens=cached, cache_creation_input_tokens=written)
 
 
-def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
-    """A field that must be an object when present (absent, null or empty: {})."""
-    value = data.get(key) or {}
-    if type(value) is not dict:
-        raise TypeError(key)
-    return value
 
-
-def _list(data: dict[str, Any], key: str) -> list[Any]:
-    value = data.get(key) or []
-    if type(value) is not list:
-        raise TypeError(key)
-    return value
-
-
-def _text(data: dict[str, Any], key: str) -> str:
-    value = data.get(key) or ""
-    if type(value) is not str:
-        raise TypeError(key)
-    return value
 
 
 def _stream_error(error: Any) -> UpstreamStreamError:
