@@ -15,7 +15,7 @@ from proxy.canonical import Collector
 from proxy.dialects.anthropic.stream_decode import AnthropicStreamDecoder
 from proxy.dialects.fields import MAX_JSON_DEPTH, parse_json_object
 from proxy.dialects.openai.stream_decode import OpenAIStreamDecoder
-from proxy.errors import InvalidRequest, UpstreamProtocolError
+from proxy.errors import InvalidRequest, UpstreamProtocolError, UpstreamStreamError
 from tests.dialects.pipeline import raw, run_decoder, take_anthropic, take_openai
 
 USER = {"role": "user", "content": "hi"}
@@ -176,3 +176,11 @@ def test_upstream_tool_arguments_too_deep_to_write_back_are_kept_as_text(depth: 
     collector = Collector()
     collector.feed(events)
     assert collector.message.blocks[0].tool_input == {"_raw": arguments}
+
+
+def test_a_whole_anthropic_error_body_is_the_upstream_error_not_an_empty_answer() -> None:
+    decoder = AnthropicStreamDecoder(message_id="msg_1", model="m", input_tokens=1)
+    with pytest.raises(UpstreamStreamError) as caught:
+        decoder.feed_message({"type": "error", "error": {"type": "overloaded_error",
+                                                         "message": "Overloaded"}})
+    assert caught.value.status == 529 and caught.value.message == "Overloaded"
