@@ -42,8 +42,11 @@ class StreamDecoder:
             for data in frames:
                 if self.done:
                     break
-                with malformed(f"stream frame: {data[:200]!r}"):
+                try:  # no context manager here: this runs once per frame
                     self._take_frame(data)
+                except MALFORMED:
+                    raise UpstreamProtocolError("The upstream sent a malformed stream frame: "
+                                                f"{data[:200]!r}") from None
         except UpstreamError as exc:
             if not self._out:
                 raise
@@ -62,6 +65,9 @@ class StreamDecoder:
         return out
 
 
+# What a field of the wrong type does to a decoder ("x".get, 5 + "a", a missing key, a
+# list as a dict key): the upstream's fault, a protocol error, never a proxy crash.
+MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 MAX_TOKEN_COUNT = 2**53 - 1  # what every JSON reader takes as an exact integer
 
 
@@ -106,12 +112,11 @@ def text_field(data: dict[str, Any], key: str) -> str:
 
 @contextlib.contextmanager
 def malformed(what: str) -> Iterator[None]:
-    """What a field of the wrong type does to a decoder (``"x".get``, ``5 + "a"``, a
-    missing key) is the upstream's fault: a protocol error, never a proxy crash."""
+    """For a whole upstream body: a field of the wrong type is a protocol error."""
     try:
         yield
-    except (AttributeError, TypeError, KeyError, IndexError, ValueError):
-        raise UpstreamProtocolError(f"The upstream sent a malformed {what}") from None
+    except MALFORMED:
+        raise UpstreamProtocolError(f"The upstream sent a malformed {what}.") from None
 
 
 def parse_frame(data: str) -> dict[str, Any]:

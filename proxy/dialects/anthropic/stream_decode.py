@@ -95,6 +95,9 @@ class AnthropicStreamDecoder(StreamDecoder):
 
     def _take(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
+        if kind == "content_block_delta" and self._started:  # nearly every frame
+            self._delta(_index(data), object_field(data, "delta"))
+            return
         if kind == "error":
             raise _stream_error(data.get("error"))
         if kind not in _GRAMMAR:
@@ -141,9 +144,13 @@ class AnthropicStreamDecoder(StreamDecoder):
             self._out.append(BlockStart(at, self._open_kind))  # type: ignore[arg-type]
 
     def _delta(self, index: int, delta: dict[str, Any]) -> None:
-        self._check_open(index, "content_block_delta")
-        kind = text_field(delta, "type")
-        fits = _DELTA_BLOCKS.get(kind)
+        if index != self._open:
+            self._check_open(index, "content_block_delta")
+        kind = delta.get("type")
+        if kind == "text_delta" and self._open_kind == "text":  # the hot path
+            self._out.append(TextDelta(self._next - 1, text_field(delta, "text")))
+            return
+        fits = _DELTA_BLOCKS.get(kind) if type(kind) is str else None
         if fits is None or self._open_kind is None:
             return  # citations_delta (the cited text itself arrives as text), skipped blocks
         if fits != self._open_kind:
