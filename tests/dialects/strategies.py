@@ -206,9 +206,9 @@ _o_usage = obj({"prompt_tokens": counts, "completion_tokens": counts},
                prompt_tokens_details=obj(cached_tokens=counts, cache_write_tokens=counts),
                prompt_cache_hit_tokens=counts)
 _o_piece = st.one_of(
-    obj({"index": st.integers(0, 2), "id": one("c1", "c2"), "type": st.just("function"),
+    obj({"index": st.integers(-1, 2), "id": one("c1", "c2"), "type": st.just("function"),
          "function": obj({"name": one("f", "g"), "arguments": fragments})}),
-    obj({"index": st.integers(0, 2), "function": obj({"arguments": fragments})}),
+    obj({"index": st.integers(-1, 2), "function": obj({"arguments": fragments})}),
     obj({"id": one("c1", "c2"), "function": obj({"arguments": fragments})}, name=words))
 _o_delta = st.one_of(obj({"content": text}), obj({"reasoning_content": text}),
                      obj({"reasoning": text}), obj({"refusal": text}),
@@ -295,13 +295,13 @@ def _anthropic_stream(draw: st.DrawFn) -> list[Any]:
 
 
 anthropic_frames = st.one_of(
-    obj({"type": st.just("content_block_start"), "index": st.integers(0, 3),
+    obj({"type": st.just("content_block_start"), "index": st.integers(-1, 3),
          "content_block": _a_content_blocks}),
-    obj({"type": st.just("content_block_delta"), "index": st.integers(0, 3),
+    obj({"type": st.just("content_block_delta"), "index": st.integers(-1, 3),
          "delta": obj({"type": one("text_delta", "input_json_delta", "thinking_delta",
                                    "signature_delta", "citations_delta")},
                       text=words, partial_json=fragments, thinking=words, signature=words)}),
-    obj({"type": st.just("content_block_stop"), "index": st.integers(0, 3)}),
+    obj({"type": st.just("content_block_stop"), "index": st.integers(-1, 3)}),
     obj({"type": one("message_start", "message_delta", "message_stop", "ping", "new_kind")}),
     obj({"type": st.just("error"), "error": json_values}), text)
 anthropic_streams = st.builds(lambda frames: [f if isinstance(f, str) else dumps(f)

@@ -141,8 +141,10 @@ def stop(index: int) -> dict[str, Any]:
                              "delta": {"type": "input_json_delta", "partial_json": "{}"}}],
      "input_json_delta in block 0, a text block"),
     ([START, START], "a second message_start"),
+    ([START, text_start(-1), text_delta(-1), {"type": "message_stop"}],
+     "content_block_start without a block index"),
 ], ids=["overlap", "delta-elsewhere", "delta-after-stop", "stop-elsewhere", "restart",
-        "end-inside-block", "delta-of-another-kind", "two-starts"])
+        "end-inside-block", "delta-of-another-kind", "two-starts", "negative-index"])
 def test_overlapping_anthropic_blocks_are_a_protocol_error_that_says_so(
         frames: list[dict[str, Any]], said: str) -> None:
     raw = b"".join(anthropic_frame(f) for f in frames)

@@ -224,7 +224,7 @@ _DELTA_BLOCKS = {"text_delta": "text", "input_json_delta": "tool_use",
 
 def _index(data: dict[str, Any]) -> int:
     index = data.get("index")
-    if type(index) is not int:
+    if type(index) is not int or index < 0:
         raise UpstreamProtocolError(f"The upstream sent a {data.get('type')} without a block "
                                     "index.")
     return index
