@@ -357,11 +357,28 @@ class Collector:
 
 def parse_tool_arguments(raw: str) -> dict[str, Any]:
     """Tool arguments as an object: empty means ``{}``; anything else not an object is
-    kept, unparsed, under ``_raw`` so the client sees what the model actually said."""
+    kept, unparsed, under ``_raw`` so the client sees what the model actually said. So is
+    an object nested too deep to be written again inside a response body (orjson reads
+    1024 levels but writes 254)."""
     if not raw.strip():
         return {}
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return {"_raw": raw}
-    return value if isinstance(value, dict) else {"_raw": raw}
+    return value if isinstance(value, dict) and _writable(value) else {"_raw": raw}
+
+
+def _writable(value: dict[str, Any]) -> bool:
+    """Whether orjson can write ``value`` as deep in a body as a response puts it."""
+    wrapped: Any = value
+    for _ in range(_RESPONSE_LEVELS):
+        wrapped = (wrapped,)
+    try:
+        orjson.dumps(wrapped)
+    except orjson.JSONEncodeError:
+        return False
+    return True
+
+
+_RESPONSE_LEVELS = 8  # a tool input's depth in either response body, and room to spare

@@ -12,6 +12,12 @@ import orjson
 
 from proxy.errors import InvalidRequest
 
+# How deep a body may nest. orjson reads 1024 levels but writes only 254, and a parsed
+# request is written again (rendered for the upstream, or relayed with another model name)
+# a few levels deeper than it came: the limit leaves that room.
+MAX_JSON_DEPTH = 200
+_ORJSON_WRITE_DEPTH = 254
+_PATH_SHOWN = 8  # segments of a too-deep value's path named in the error
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an array",
                dict: "an object"}
 
@@ -26,7 +32,41 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    check_depth(body)
     return body
+
+
+def check_depth(value: Any, limit: int = MAX_JSON_DEPTH, path: str = "") -> None:
+    """A 400 naming where ``value`` nests deeper than ``limit`` levels (``value`` itself is
+    level 1). Checked by orjson in C: the value, wrapped in the levels that the limit leaves
+    under orjson's own, must still be writable; only a refusal walks it for the path."""
+    wrapped = value
+    for _ in range(_ORJSON_WRITE_DEPTH - limit):
+        wrapped = (wrapped,)
+    try:
+        orjson.dumps(wrapped)
+    except orjson.JSONEncodeError:
+        where, cut = _too_deep(value, limit, path)
+        raise InvalidRequest(f"{where + cut if where else 'The request body'}: JSON nested "
+                             f"deeper than {limit} levels; at most {limit} are accepted.",
+                             param=where or None) from None
+
+
+def _too_deep(value: Any, limit: int, path: str) -> tuple[str, str]:
+    """The path of the first container nested past ``limit``: its first segments, and
+    "…" if there are more."""
+    stack: list[tuple[Any, int, tuple[str, ...]]] = [(value, 1, ())]
+    while stack:
+        item, depth, segments = stack.pop()
+        if depth > limit:
+            shown = [path] if path else []
+            shown += segments[:_PATH_SHOWN]
+            return ".".join(shown), "…" if len(segments) > _PATH_SHOWN else ""
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in pairs:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1, (*segments, str(key))))
+    return path, ""
 
 
 def wrong_type(path: str, expected: str, value: Any) -> InvalidRequest:

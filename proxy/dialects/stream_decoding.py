@@ -10,7 +10,9 @@ text before a failure is still the client's, then the failure.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -46,9 +48,9 @@ class StreamDecoder:
             for data in frames:
                 if self.done:
                     break
-                try:
+                try:  # no context manager here: this runs once per frame
                     self._take_frame(data)
-                except (AttributeError, TypeError, KeyError, ValueError):
+                except MALFORMED:
                     raise UpstreamProtocolError("The upstream sent a malformed stream frame: "
                                                 f"{data[:200]!r}") from None
         except UpstreamError as exc:
@@ -67,6 +69,60 @@ class StreamDecoder:
     def _take_out(self) -> list[Event]:
         out, self._out = self._out, []
         return out
+
+
+# What a field of the wrong type does to a decoder ("x".get, 5 + "a", a missing key, a
+# list as a dict key): the upstream's fault, a protocol error, never a proxy crash.
+MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+MAX_TOKEN_COUNT = 2**53 - 1  # what every JSON reader takes as an exact integer
+
+
+def token_count(value: Any) -> int | None:
+    """A usage count as the upstream sent it, if it is one: a whole number from 0 up. A
+    count that is not (null, a string, -1, 1e30) is no count at all."""
+    if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:
+        return value
+    return None
+
+
+def object_field(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """A field that must be an object when present (absent or null: empty). The wrong
+    type raises TypeError, which ``malformed`` makes a protocol error."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if type(value) is not dict:
+        raise TypeError(key)
+    return value
+
+
+def list_field(data: dict[str, Any], key: str) -> list[Any]:
+    """A field that must be an array when present (absent or null: empty)."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise TypeError(key)
+    return value
+
+
+def text_field(data: dict[str, Any], key: str) -> str:
+    """A field that must be a string when present (absent or null: empty)."""
+    value = data.get(key)
+    if value is None:
+        return ""
+    if type(value) is not str:
+        raise TypeError(key)
+    return value
+
+
+@contextlib.contextmanager
+def malformed(what: str) -> Iterator[None]:
+    """For a whole upstream body: a field of the wrong type is a protocol error."""
+    try:
+        yield
+    except MALFORMED:
+        raise UpstreamProtocolError(f"The upstream sent a malformed {what}.") from None
 
 
 def parse_frame(data: str) -> dict[str, Any]:

@@ -28,17 +28,25 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("proxy")
 OPEN_PATHS = frozenset({"/", "/health"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's own id, if it is a sane one
+_KEY = re.compile(r"[\x21-\x7e]+")
 
 
 def client_key(request: web.Request) -> str | None:
-    """The credential the client sent: ``x-api-key`` or ``Authorization: Bearer``."""
+    """The credential the client sent: ``x-api-key`` or ``Authorization: Bearer``.
+
+    A key is printable ASCII. Anything else (header bytes that are not UTF-8 reach us as
+    lone surrogates) is a key neither this proxy nor any upstream could take: a 401 here,
+    not a crash in the compare below or in the upstream request that would carry it."""
     key = request.headers.get("x-api-key")
-    if key:
-        return key
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
-    return None
+    if not key:
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    if not key:
+        return None
+    if not _KEY.fullmatch(key):
+        raise AuthenticationFailed("The API key is malformed: it must be printable ASCII, "
+                                   "sent as x-api-key or Authorization: Bearer.")
+    return key
 
 
 @web.middleware

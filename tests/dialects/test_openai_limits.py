@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.dialects.openai.limits import Learned, learn_from_refusal
+from tests.dialects.strategies import BOUNDED
 
 BODY = {"model": "m", "messages": [], "max_tokens": 32000, "reasoning_effort": "high",
         "temperature": 0.5, "stream": True}
@@ -63,4 +66,27 @@ def test_o_series_token_field() -> None:
     "Incorrect API key provided",
 ])
 def test_other_refusals_are_not_mended(message: str) -> None:
+    assert learn_from_refusal(message, dict(BODY), Learned()) is None
+
+
+# Refusals as a hostile or broken upstream might word them: numbers of any length, the
+# phrases the reader looks for in any order. Reading one never fails; it mends or declines.
+_phrases = st.sampled_from([
+    "valid range of max_tokens is [1, ", "supports at most ", " completion tokens",
+    "maximum context length is ", " in the messages", "request has ", " input tokens",
+    "'max_tokens' is not supported, use 'max_completion_tokens'", "Unsupported parameter: ",
+    "reasoning_effort", "]", " ", "0", "-1"])
+_numbers = st.integers(0, 10**6).map(str) | st.text("0123456789", min_size=1, max_size=6000)
+
+
+@BOUNDED
+@given(st.lists(_phrases | _numbers, max_size=8).map("".join),
+       st.sampled_from([dict(BODY), {**BODY, "max_tokens": 2**64}, {"model": "m"}]))
+def test_any_refusal_is_read_without_failing(message: str, body: dict[str, Any]) -> None:
+    mended = learn_from_refusal(message, dict(body), Learned())
+    assert mended is None or isinstance(mended, dict)
+
+
+def test_a_number_too_long_to_read_is_no_limit() -> None:
+    message = f"This model supports at most {'9' * 5000} completion tokens"
     assert learn_from_refusal(message, dict(BODY), Learned()) is None

@@ -190,10 +190,10 @@ def _image(source: dict[str, Any], path: str) -> ImagePart | None:
 
 def _document(block: dict[str, Any], path: str) -> DocumentPart:
     source = required(block, "source", dict, path)
-    kind, title = source.get("type"), block.get("title")
+    kind, title = source.get("type"), optional(block, "title", str, path)
     if kind == "base64":
-        return DocumentPart(media_type=source.get("media_type"), title=title,
-                            data=required(source, "data", str, f"{path}.source"))
+        return DocumentPart(media_type=optional(source, "media_type", str, f"{path}.source"),
+                            title=title, data=required(source, "data", str, f"{path}.source"))
     if kind == "text":
         return DocumentPart(text=required(source, "data", str, f"{path}.source"), title=title)
     if kind == "url":

@@ -1,11 +1,14 @@
 """Anthropic Messages stream (SSE events) -> canonical events, incrementally.
 
 Sans-I/O. The canonical events follow Anthropic's, so this is mostly a renaming, with
-three duties: blocks the canonical model has no room for (``redacted_thinking``, server
+four duties: blocks the canonical model has no room for (``redacted_thinking``, server
 tool calls and results) are skipped and the rest renumbered so indexes stay dense; usage
-from ``message_start`` (input, cache) and ``message_delta`` (output) is merged; and an
-``error`` event, a frame that is not JSON, or a stream that ends before ``message_stop``
-raises, so a cut stream is never passed off as a finished one.
+from ``message_start`` (input, cache) and ``message_delta`` (output) is merged; the
+grammar is kept (``message_start`` first, one block open at a time, deltas only for the
+open block and of its kind), so what goes on is always a stream a client can take; and an
+``error`` event, a frame that is not JSON or of the wrong shape, a break of the grammar,
+or a stream that ends before ``message_stop`` raises a protocol error naming it, so a cut
+stream is never passed off as a finished one.
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ from proxy.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from proxy.dialects.stream_decoding import StreamDecoder, parse_frame
+from proxy.dialects.stream_decoding import (
+    StreamDecoder,
+    malformed,
+    object_field,
+    parse_frame,
+    text_field,
+    token_count,
+)
 from proxy.errors import UpstreamProtocolError, UpstreamStreamError
 
 _KINDS = {"text": "text", "thinking": "thinking", "tool_use": "tool_use"}
@@ -44,17 +54,28 @@ class AnthropicStreamDecoder(StreamDecoder):
         super().__init__()
         self._message_id = message_id
         self._model = model
-        self._input_estimate = input_tokens
-        self._blocks: dict[int, int] = {}  # upstream index -> canonical index (kept ones)
+        self._started = False
+        self._open = -1  # the upstream index of the open block, kept or skipped
+        self._open_kind: str | None = None  # its canonical kind; None for a skipped one
+        self._seen: set[int] = set()  # upstream indexes already started
         self._next = 0
-        self._silent_tools: set[int] = set()  # tool blocks with no argument fragment yet
+        self._silent_tool = False  # the open tool block has had no argument fragment yet
         self._usage = Usage(input_tokens=input_tokens)
+        self._stop_reason = "end_turn"
+        self._stop_sequence: str | None = None
 
     def _take_frame(self, data: str) -> None:
         self._take(parse_frame(data))
 
     def feed_message(self, body: dict[str, Any]) -> list[Event]:
         """A whole non-streaming Message, replayed as the events that would have built it."""
+        with malformed("message body"):
+            self._replay_message(body)
+        return self._take_out()
+
+    def _replay_message(self, body: dict[str, Any]) -> None:
+        if body.get("type") == "error":
+            raise _stream_error(body.get("error"))
         self._take({"type": "message_start", "message": body})
         for index, block in enumerate(body.get("content") or ()):
             self._take({"type": "content_block_start", "index": index, "content_block": block})
@@ -64,7 +85,6 @@ class AnthropicStreamDecoder(StreamDecoder):
                     "delta": {"stop_reason": body.get("stop_reason"),
                               "stop_sequence": body.get("stop_sequence")}})
         self._take({"type": "message_stop"})
-        return self._take_out()
 
     def finish(self, *, truncated: bool = False) -> list[Event]:
         self._raise_held()
@@ -75,91 +95,146 @@ class AnthropicStreamDecoder(StreamDecoder):
 
     def _take(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
-        if kind == "content_block_delta":
-            self._delta(data)
-        elif kind == "content_block_start":
-            self._start(data)
-        elif kind == "content_block_stop":
-            index = self._blocks.get(data.get("index", -1))
-            if index is not None:
-                if index in self._silent_tools:
-                    # A call without arguments streams only "": say "{}", an object.
-                    self._out.append(ToolArgsDelta(index, "{}"))
-                self._out.append(BlockStop(index))
-        elif kind == "message_start":
-            self._message_start(data.get("message") or {})
-        elif kind == "message_delta":
-            self._message_delta(data)
-        elif kind == "message_stop":
-            self.done = True
-            self._out.append(MessageStop())
-        elif kind == "error":
-            raise _stream_error(data.get("error"))
-        # ping and event types yet to come: nothing to say (the API's own advice)
-
-    def _start(self, data: dict[str, Any]) -> None:
-        block = data.get("content_block") or {}
-        kind = _KINDS.get(block.get("type", ""))
-        if kind is None:
-            return  # redacted_thinking, server_tool_use, web_search_tool_result, …
-        index = self._blocks[data.get("index", -1)] = self._next
-        self._next += 1
-        if kind == "tool_use":
-            self._silent_tools.add(index)
-            self._out.append(BlockStart(index, "tool_use", block.get("id", ""),
-                                        block.get("name", "")))
-        else:
-            self._out.append(BlockStart(index, kind))  # type: ignore[arg-type]
-
-    def _delta(self, data: dict[str, Any]) -> None:
-        index = self._blocks.get(data.get("index", -1))
-        if index is None:
+        if kind == "content_block_delta" and self._started:  # nearly every frame
+            self._delta(_index(data), object_field(data, "delta"))
             return
-        delta = data.get("delta") or {}
+        if kind == "error":
+            raise _stream_error(data.get("error"))
+        if kind not in _GRAMMAR:
+            return  # ping and event types yet to come: nothing to say (the API's own advice)
+        if kind == "message_start":
+            if self._started:
+                raise UpstreamProtocolError("The upstream sent a second message_start.")
+            self._message_start(object_field(data, "message"))
+            return
+        if not self._started:
+            raise UpstreamProtocolError(f"The upstream sent {kind} before message_start.")
+        if kind == "content_block_delta":
+            self._delta(_index(data), object_field(data, "delta"))
+        elif kind == "content_block_start":
+            self._start(_index(data), object_field(data, "content_block"))
+        elif kind == "content_block_stop":
+            self._stop(_index(data))
+        else:
+            if self._open >= 0:
+                raise UpstreamProtocolError(f"The upstream sent {kind} while block "
+                                            f"{self._open} was still open.")
+            if kind == "message_delta":
+                self._message_delta(data)
+            else:
+                self._message_stop()
+
+    def _start(self, index: int, block: dict[str, Any]) -> None:
+        if self._open >= 0:
+            raise UpstreamProtocolError(f"The upstream started block {index} while block "
+                                        f"{self._open} was still open.")
+        if index in self._seen:
+            raise UpstreamProtocolError(f"The upstream started block {index} twice.")
+        self._seen.add(index)
+        self._open, self._open_kind = index, _KINDS.get(text_field(block, "type"))
+        if self._open_kind is None:
+            return  # redacted_thinking, server_tool_use, web_search_tool_result, …
+        at = self._next
+        self._next += 1
+        if self._open_kind == "tool_use":
+            self._silent_tool = True
+            self._out.append(BlockStart(at, "tool_use", text_field(block, "id"),
+                                        text_field(block, "name")))
+        else:
+            self._out.append(BlockStart(at, self._open_kind))  # type: ignore[arg-type]
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> None:
+        if index != self._open:
+            self._check_open(index, "content_block_delta")
         kind = delta.get("type")
+        if kind == "text_delta" and self._open_kind == "text":  # the hot path
+            self._out.append(TextDelta(self._next - 1, text_field(delta, "text")))
+            return
+        fits = _DELTA_BLOCKS.get(kind) if type(kind) is str else None
+        if fits is None or self._open_kind is None:
+            return  # citations_delta (the cited text itself arrives as text), skipped blocks
+        if fits != self._open_kind:
+            raise UpstreamProtocolError(f"The upstream sent a {kind} in block {index}, "
+                                        f"a {self._open_kind} block.")
+        at = self._next - 1
         if kind == "text_delta":
-            self._out.append(TextDelta(index, delta.get("text", "")))
+            self._out.append(TextDelta(at, text_field(delta, "text")))
         elif kind == "input_json_delta":
-            if delta.get("partial_json"):
-                self._silent_tools.discard(index)
-                self._out.append(ToolArgsDelta(index, delta["partial_json"]))
+            partial = text_field(delta, "partial_json")
+            if partial:
+                self._silent_tool = False
+                self._out.append(ToolArgsDelta(at, partial))
         elif kind == "thinking_delta":
-            self._out.append(ThinkingDelta(index, delta.get("thinking", "")))
-        elif kind == "signature_delta":
-            self._out.append(SignatureDelta(index, delta.get("signature", "")))
-        # citations_delta: the cited text itself arrives as text
+            self._out.append(ThinkingDelta(at, text_field(delta, "thinking")))
+        else:
+            self._out.append(SignatureDelta(at, text_field(delta, "signature")))
+
+    def _stop(self, index: int) -> None:
+        self._check_open(index, "content_block_stop")
+        if self._open_kind is not None:
+            at = self._next - 1
+            if self._open_kind == "tool_use" and self._silent_tool:
+                # A call without arguments streams only "": say "{}", an object.
+                self._out.append(ToolArgsDelta(at, "{}"))
+            self._out.append(BlockStop(at))
+        self._open, self._open_kind = -1, None
+
+    def _check_open(self, index: int, kind: str) -> None:
+        if index != self._open:
+            raise UpstreamProtocolError(f"The upstream sent a {kind} for block {index}, "
+                                        "which is not open.")
 
     def _replay_block(self, index: int, block: dict[str, Any]) -> None:
         kind = block.get("type")
         if kind == "text":
             delta = {"type": "text_delta", "text": block.get("text", "")}
         elif kind == "thinking":
-            self._delta({"index": index, "delta": {"type": "thinking_delta",
-                                                   "thinking": block.get("thinking", "")}})
+            self._delta(index, {"type": "thinking_delta", "thinking": block.get("thinking", "")})
             delta = {"type": "signature_delta", "signature": block.get("signature", "")}
         elif kind == "tool_use":
             delta = {"type": "input_json_delta",
                      "partial_json": orjson.dumps(block.get("input") or {}).decode()}
         else:
             return
-        self._delta({"index": index, "delta": delta})
+        self._delta(index, delta)
 
     def _message_start(self, message: dict[str, Any]) -> None:
-        self._usage = _merge_usage(self._usage, message.get("usage") or {})
+        self._started = True
+        self._usage = _merge_usage(self._usage, object_field(message, "usage"))
         self._out.append(MessageStart(self._message_id, self._model, self._usage))
 
     def _message_delta(self, data: dict[str, Any]) -> None:
-        self._usage = _merge_usage(self._usage, data.get("usage") or {})
-        delta = data.get("delta") or {}
-        self._out.append(MessageDelta(delta.get("stop_reason") or "end_turn", self._usage,
-                                      delta.get("stop_sequence")))
+        # Held until message_stop: its usage is cumulative, and it must come exactly once.
+        self._usage = _merge_usage(self._usage, object_field(data, "usage"))
+        delta = object_field(data, "delta")
+        self._stop_reason = text_field(delta, "stop_reason") or "end_turn"
+        self._stop_sequence = text_field(delta, "stop_sequence") or None
+
+    def _message_stop(self) -> None:
+        self.done = True
+        self._out.append(MessageDelta(self._stop_reason, self._usage, self._stop_sequence))
+        self._out.append(MessageStop())
+
+
+_GRAMMAR = frozenset({"message_start", "content_block_start", "content_block_delta",
+                      "content_block_stop", "message_delta", "message_stop"})
+_DELTA_BLOCKS = {"text_delta": "text", "input_json_delta": "tool_use",
+                 "thinking_delta": "thinking", "signature_delta": "thinking"}
+
+
+def _index(data: dict[str, Any]) -> int:
+    index = data.get("index")
+    if type(index) is not int or index < 0:
+        raise UpstreamProtocolError(f"The upstream sent a {data.get('type')} without a block "
+                                    "index.")
+    return index
 
 
 def _merge_usage(usage: Usage, update: dict[str, Any]) -> Usage:
     """Anthropic's usage is cumulative; a later frame's fields replace earlier ones."""
     def pick(name: str, current: int) -> int:
-        value = update.get(name)
-        return value if isinstance(value, int) else current
+        value = token_count(update.get(name))
+        return current if value is None else value
 
     return Usage(input_tokens=pick("input_tokens", usage.input_tokens),
                  output_tokens=pick("output_tokens", usage.output_tokens),

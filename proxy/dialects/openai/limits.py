@@ -85,16 +85,24 @@ def _token_field(body: dict[str, Any]) -> str | None:
 
 def _output_cap(message: str) -> int | None:
     match = _RANGE.search(message) or _AT_MOST.search(message)
-    return int(match.group(1)) if match else None
+    return _count(match.group(1)) if match else None
 
 
 def _room_left(message: str) -> int | None:
     context, prompt = _CONTEXT.search(message), _PROMPT.search(message)
     if not (context and prompt):
         return None
-    used = int(prompt.group(1) or prompt.group(2))
-    room = int(context.group(1)) - used
+    used, limit = _count(prompt.group(1) or prompt.group(2)), _count(context.group(1))
+    if used is None or limit is None:
+        return None
+    room = limit - used
     return room if room > 0 else None
+
+
+def _count(digits: str) -> int | None:
+    """A token count from the message; a number longer than any real one (the upstream's
+    text is not ours) is none, and never a number Python refuses to read."""
+    return int(digits) if len(digits) <= 12 else None
 
 
 def _unsupported_field(message: str) -> str | None:

@@ -27,7 +27,14 @@ from proxy.canonical import (
     ToolResultPart,
     ToolUsePart,
 )
-from proxy.dialects.fields import optional, optional_number, required, wrong_type
+from proxy.dialects.fields import (
+    MAX_JSON_DEPTH,
+    check_depth,
+    optional,
+    optional_number,
+    required,
+    wrong_type,
+)
 from proxy.errors import InvalidRequest
 
 _READ = frozenset({
@@ -39,6 +46,7 @@ _READ = frozenset({
 })
 _EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
             "xhigh": "high", "max": "high"}
+ARGUMENTS_LEVEL = 6  # body, messages, a message, tool_calls, a call, function
 _DATA_URL = re.compile(r"data:([\w.+/-]+);base64,(.*)", re.S)
 
 
@@ -69,7 +77,7 @@ def parse_request(body: dict[str, Any], *, default_model: str = "") -> Request:
         tools=tools,
         tool_choice=choice if tools else None,
         parallel_tool_calls=parallel if tools else None,
-        reasoning_effort=_effort(body.get("reasoning_effort") or _nested_effort(body)),
+        reasoning_effort=_reasoning_effort(body),
         response_schema=_schema(response_format),
         json_object=response_format.get("type") == "json_object",
         user_id=optional(body, "user", str) or optional(body, "safety_identifier", str),
@@ -92,7 +100,7 @@ def _refuse_what_cannot_be_honoured(body: dict[str, Any]) -> None:
     for name in ("logprobs", "top_logprobs", "audio"):
         if body.get(name):
             raise InvalidRequest(f"{name}: not supported by this backend.", param=name)
-    if "audio" in (body.get("modalities") or ()):
+    if "audio" in _strings(body.get("modalities"), "modalities"):
         raise InvalidRequest("modalities: audio output is not supported by this backend.",
                              param="modalities")
 
@@ -220,35 +228,45 @@ def _file(file: dict[str, Any], path: str) -> DocumentPart:
 
 def _assistant_parts(item: dict[str, Any], path: str, function_call_id: str) -> tuple[Part, ...]:
     parts: list[Part] = []
-    text = _text_only(item.get("content"), f"{path}.content") or item.get("refusal")
+    text = (_text_only(item.get("content"), f"{path}.content")
+            or optional(item, "refusal", str, path))
     if text:
         parts.append(TextPart(text))
-    calls = item.get("tool_calls") or []
-    if item.get("function_call"):
+    calls = [(f"{path}.tool_calls.{j}", call)
+             for j, call in enumerate(optional(item, "tool_calls", list, path) or ())]
+    function_call = optional(item, "function_call", dict, path)
+    if function_call:
         # The deprecated single function call has no id; the one made for its turn pairs
         # it with the "function" message that answers it.
-        calls = [*calls, {"id": function_call_id, "function": item["function_call"]}]
-    for j, call in enumerate(calls):
-        where = f"{path}.tool_calls.{j}"
+        calls.append((f"{path}.function_call",
+                      {"id": function_call_id, "function": function_call}))
+    for j, (where, call) in enumerate(calls):
         if not isinstance(call, dict):
             raise wrong_type(where, "a tool call object", call)
         function = required(call, "function", dict, where)
-        parts.append(ToolUsePart(str(call.get("id") or f"call_{j}"),
+        parts.append(ToolUsePart(optional(call, "id", str, where) or f"call_{j}",
                                  required(function, "name", str, f"{where}.function"),
-                                 _arguments(function.get("arguments"))))
+                                 _arguments(function.get("arguments"),
+                                            f"{where}.function.arguments")))
     return tuple(parts)
 
 
-def _arguments(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
+def _arguments(raw: Any, path: str) -> dict[str, Any]:
+    """A call's arguments as an object. Text that is not a JSON object is kept as it came,
+    under ``_raw``; an object too deep to be written again is a 400."""
     if not raw:
         return {}
-    try:
-        value = orjson.loads(raw)
-    except (orjson.JSONDecodeError, TypeError):
-        return {"_raw": str(raw)}
-    return value if isinstance(value, dict) else {"_raw": raw}
+    value = raw
+    if isinstance(raw, str):
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return {"_raw": raw}
+    if not isinstance(value, dict):
+        return {"_raw": raw if isinstance(raw, str) else orjson.dumps(raw).decode()}
+    # The arguments go upstream as a tool_use input, a few levels down in the body.
+    check_depth(value, MAX_JSON_DEPTH - ARGUMENTS_LEVEL, path)
+    return value
 
 
 def _tool_result(item: dict[str, Any], path: str, function_call_id: str) -> ToolResultPart:
@@ -292,7 +310,8 @@ def _tool_choice(value: Any) -> tuple[ToolChoice | None, bool | None]:
     if not isinstance(value, dict):
         raise wrong_type("tool_choice", "a string or an object", value)
     if value.get("type") == "allowed_tools":
-        mode = (value.get("allowed_tools") or {}).get("mode")
+        allowed = optional(value, "allowed_tools", dict, "tool_choice") or {}
+        mode = allowed.get("mode")
         return ToolChoice("any" if mode == "required" else "auto"), None
     function = value.get("function") if "function" in value else value
     name = function.get("name") if isinstance(function, dict) else None
@@ -303,27 +322,34 @@ def _tool_choice(value: Any) -> tuple[ToolChoice | None, bool | None]:
 
 
 def _stop(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
     if isinstance(value, str):
         return (value,)
-    if isinstance(value, list) and all(isinstance(s, str) for s in value):
-        return tuple(value)
-    raise wrong_type("stop", "a string or an array of strings", value)
+    return tuple(_strings(value, "stop", "a string or an array of strings"))
 
 
-def _nested_effort(body: dict[str, Any]) -> Any:
-    """Newer clients (Open WebUI, the Responses API's habit) send ``reasoning: {effort}``."""
-    reasoning = body.get("reasoning")
-    return reasoning.get("effort") if isinstance(reasoning, dict) else None
+def _strings(value: Any, path: str, expected: str = "an array of strings") -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise wrong_type(path, expected, value)
+    return value
 
 
-def _effort(value: Any) -> str | None:
+def _reasoning_effort(body: dict[str, Any]) -> str | None:
+    """``reasoning_effort``, or ``reasoning: {effort}`` as newer clients send it (Open
+    WebUI, the Responses API's habit)."""
+    if body.get("reasoning_effort"):
+        return _effort(optional(body, "reasoning_effort", str), "reasoning_effort")
+    reasoning = optional(body, "reasoning", dict) or {}
+    return _effort(optional(reasoning, "effort", str, "reasoning"), "reasoning.effort")
+
+
+def _effort(value: str | None, path: str) -> str | None:
     if value is None or value == "none":
         return None
     if value not in _EFFORTS:
-        raise InvalidRequest("reasoning_effort: must be one of none, minimal, low, medium, "
-                             "high, xhigh, max.", param="reasoning_effort")
+        raise InvalidRequest(f"{path}: must be one of none, minimal, low, medium, high, "
+                             "xhigh, max.", param=path)
     return _EFFORTS[value]
 
 

@@ -9,11 +9,16 @@ canonical events they complete. The rules it keeps (protocols.md 4.5, peers.md s
   arrive. Blocks may not interleave, so when the upstream interleaves fragments of
   parallel calls, the later call is held back until the open one is provably finished:
   its arguments so far parse as a complete JSON object (one more fragment could only make
-  them invalid), or the stream ended;
-* the end comes after the usage chunk (or ``[DONE]``): one MessageDelta with the mapped
-  stop reason and the real usage, then MessageStop. A stream that ends without either is
-  cut, and that is an error, never a quiet success;
-* a frame that is not JSON, or an ``{"error": …}`` frame, raises.
+  them invalid; ``json_progress`` knows it without parsing them again), or the stream
+  ended;
+* MessageStart goes out before anything else, once there is something: the first block,
+  or the end. The end comes after the usage chunk (or ``[DONE]``): one MessageDelta with
+  the mapped stop reason and the real usage, then MessageStop. A stream that ends without
+  either is cut, and one that ends without any content (a bare ``[DONE]``, a finish with
+  nothing before it) answered nothing: both are errors, never a quiet success. Only a
+  finish that explains the emptiness (``length``, ``content_filter``) is an answer;
+* a frame that is not JSON, or not of the promised shape, or an ``{"error": …}`` frame,
+  raises.
 """
 
 from __future__ import annotations
@@ -36,10 +41,22 @@ from proxy.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from proxy.dialects.stream_decoding import StreamDecoder, parse_frame
+from proxy.dialects.json_progress import ObjectProgress
+from proxy.dialects.stream_decoding import (
+    StreamDecoder,
+    list_field,
+    malformed,
+    object_field,
+    parse_frame,
+    text_field,
+    token_count,
+)
 from proxy.errors import UpstreamProtocolError, UpstreamStreamError
 from proxy.tokens import estimate_text
 
+# A finish that explains an answer with no content: the limit was spent (on hidden
+# reasoning, say), or a filter stopped it. Any other end without content is a failure.
+_EMPTY_ANSWERS = ("length", "content_filter")
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "function_call": "tool_use", "content_filter": "refusal"}
 
@@ -50,7 +67,8 @@ class _Call:
     name: str
     upstream_id: str = ""
     block: int = -1  # the canonical block index, once opened
-    args: list[str] = field(default_factory=list)
+    args: ObjectProgress = field(default_factory=ObjectProgress)
+    has_args: bool = False  # a fragment other than white space came
     closed: bool = False
 
 
@@ -102,20 +120,24 @@ class OpenAIStreamDecoder(StreamDecoder):
     def feed_completion(self, body: dict[str, Any]) -> list[Event]:
         """A whole non-streaming ``chat.completion``, for upstreams that ignore stream=true.
         Tool arguments still go out as an input_json_delta (peers.md lesson 8)."""
+        with malformed("chat.completion body"):
+            self._take_completion(body)
+        return self._take_out()
+
+    def _take_completion(self, body: dict[str, Any]) -> None:
         if body.get("error"):
             raise _stream_error(body["error"])
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise UpstreamProtocolError("The upstream answered without any choices.")
         choice = choices[0]
-        message = choice.get("message") or {}
-        calls = [dict(c, index=i) for i, c in enumerate(message.get("tool_calls") or [])]
+        message = object_field(choice, "message")
+        calls = [dict(c, index=i) for i, c in enumerate(list_field(message, "tool_calls"))]
         delta = dict(message, tool_calls=calls)
         finish = choice.get("finish_reason")
         self._take_chunk({"choices": [{"delta": delta, "finish_reason": finish}],
                           "usage": body.get("usage")})
         self._end()
-        return self._take_out()
 
     def finish(self, *, truncated: bool = False) -> list[Event]:
         """The upstream closed its stream. Finishing is fine once a finish_reason came."""
@@ -157,14 +179,10 @@ class OpenAIStreamDecoder(StreamDecoder):
         error = chunk.get("error")
         if error:
             raise _stream_error(error)
-        if not self._started:
-            self._started = True
-            self._out.append(MessageStart(self._message_id, self._model,
-                                          Usage(input_tokens=self._input_estimate)))
-        usage = chunk.get("usage")
+        usage = object_field(chunk, "usage")
         if usage:
             self._usage = _usage(usage)
-        for choice in chunk.get("choices") or ():
+        for choice in list_field(chunk, "choices"):
             if choice.get("index", 0) == 0:
                 self._take_choice(choice)
         # The usage chunk is the last thing before [DONE]: no need to wait for a [DONE]
@@ -173,7 +191,7 @@ class OpenAIStreamDecoder(StreamDecoder):
             self._end()
 
     def _take_choice(self, choice: dict[str, Any]) -> None:
-        delta = choice.get("delta") or {}
+        delta = object_field(choice, "delta")
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
             self._text("thinking", reasoning)
@@ -183,10 +201,8 @@ class OpenAIStreamDecoder(StreamDecoder):
         refusal = delta.get("refusal")
         if refusal and isinstance(refusal, str):
             self._text("text", refusal)
-        calls = delta.get("tool_calls")
-        if calls:
-            for call in calls:
-                self._take_tool_call(call)
+        for call in list_field(delta, "tool_calls"):
+            self._take_tool_call(call)
         reason = choice.get("finish_reason")
         if reason:
             if not isinstance(reason, str):
@@ -204,13 +220,13 @@ class OpenAIStreamDecoder(StreamDecoder):
 
     def _take_tool_call(self, piece: dict[str, Any]) -> None:
         key = self._call_key(piece)
-        function = piece.get("function") or {}
+        function = object_field(piece, "function")
         args = function.get("arguments") or ""
         if not isinstance(args, str):  # some servers send an object
             args = orjson.dumps(args).decode()
         if key not in self._calls:
-            name = function.get("name") or ""
-            upstream_id = piece.get("id") or ""
+            name = text_field(function, "name")
+            upstream_id = text_field(piece, "id")
             self._calls[key] = _Call(upstream_id or f"toolu_{secrets.token_hex(12)}",
                                      self._tool_names.get(name, name), upstream_id=upstream_id)
         self._route(_Item("tool", args, key))
@@ -219,8 +235,8 @@ class OpenAIStreamDecoder(StreamDecoder):
         """Our key for the call a fragment belongs to. Normally the upstream's index; but
         some servers put every call on index 0, or send no index, and then a new id is a
         new call and the id-less fragments that follow belong to it."""
-        index, call_id = piece.get("index"), piece.get("id")
-        if not isinstance(index, int):
+        index, call_id = piece.get("index"), text_field(piece, "id")
+        if type(index) is not int:
             known = next((k for k, c in self._calls.items() if call_id and c.id == call_id),
                          None)
             if known is not None:
@@ -255,7 +271,15 @@ class OpenAIStreamDecoder(StreamDecoder):
         self._start(item)
         self._delta(item)
 
+    def _begin(self) -> None:
+        """MessageStart, before anything else goes out (and only once something does)."""
+        if not self._started:
+            self._started = True
+            self._out.append(MessageStart(self._message_id, self._model,
+                                          Usage(input_tokens=self._input_estimate)))
+
     def _start(self, item: _Item) -> None:
+        self._begin()
         index = self._open_index = self._next_block
         self._next_block += 1
         self._open = item
@@ -277,22 +301,21 @@ class OpenAIStreamDecoder(StreamDecoder):
         elif item.kind == "thinking":
             self._out.append(ThinkingDelta(index, item.text))
         else:
-            self._calls[item.call].args.append(item.text)
+            call = self._calls[item.call]
+            call.args.feed(item.text)
+            call.has_args = call.has_args or bool(item.text.strip())
             self._out.append(ToolArgsDelta(index, item.text))
-            # Arguments can only be complete after a "}": no parse per fragment otherwise.
-            if self._pending and item.text.rstrip().endswith("}") and self._may_close():
+            if self._pending and call.args.complete:
                 self._close()
                 self._drain()
 
     def _may_close(self) -> bool:
+        """The open block may end: it is not a tool call, or the call's arguments are a
+        whole object (one more fragment could only spoil them), or the stream is over."""
         open_ = self._open
         if open_ is None or open_.kind != "tool" or self._ending:
             return True
-        raw = "".join(self._calls[open_.call].args)
-        try:
-            return isinstance(orjson.loads(raw), dict)
-        except orjson.JSONDecodeError:
-            return False
+        return self._calls[open_.call].args.complete
 
     def _close(self) -> None:
         open_ = self._open
@@ -301,7 +324,7 @@ class OpenAIStreamDecoder(StreamDecoder):
         if open_.kind == "tool":
             call = self._calls[open_.call]
             call.closed = True
-            if not "".join(call.args).strip():
+            if not call.has_args:
                 # No arguments at all means "{}": say so, so every client builds an object.
                 self._out.append(ToolArgsDelta(self._open_index, "{}"))
         self._out.append(BlockStop(self._open_index))
@@ -327,7 +350,10 @@ class OpenAIStreamDecoder(StreamDecoder):
         for items in groups.values():
             for item in items:
                 self._route(item)
+        if self._next_block == 0 and self._finish_reason not in _EMPTY_ANSWERS:
+            raise UpstreamProtocolError("The upstream ended without any content.")
         self._close()
+        self._begin()
         self._out.append(MessageDelta(self._stop_reason(), self._final_usage()))
         self._out.append(MessageStop())
         self.done = True
@@ -348,13 +374,18 @@ class OpenAIStreamDecoder(StreamDecoder):
 
 
 def _usage(usage: dict[str, Any]) -> Usage:
-    prompt = usage.get("prompt_tokens") or 0
-    details = usage.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
-    written = details.get("cache_write_tokens") or 0
-    return Usage(input_tokens=max(prompt - cached - written, 0),
-                 output_tokens=usage.get("completion_tokens") or 0,
+    prompt = token_count(usage.get("prompt_tokens")) or 0
+    details = usage.get("prompt_tokens_details")
+    details = details if type(details) is dict else {}
+    cached = min(token_count(details.get("cached_tokens"))
+                 or token_count(usage.get("prompt_cache_hit_tokens")) or 0, prompt)
+    written = min(token_count(details.get("cache_write_tokens")) or 0, prompt - cached)
+    return Usage(input_tokens=prompt - cached - written,
+                 output_tokens=token_count(usage.get("completion_tokens")) or 0,
                  cache_read_input_tokens=cached, cache_creation_input_tokens=written)
+
+
+
 
 
 def _stream_error(error: Any) -> UpstreamStreamError:
