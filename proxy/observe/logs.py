@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from typing import Any
 
@@ -22,6 +23,8 @@ from proxy.redaction import Masker
 
 access_log = logging.getLogger("proxy.access")
 body_log = logging.getLogger("proxy.body")
+
+
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname,
