@@ -15,9 +15,11 @@ from aiohttp import web
 from proxy.backends.base import Context
 from proxy.backends.upstreams import Upstreams
 from proxy.config import Settings
+from proxy.edge.inbound import Inbound
 from proxy.edge.middleware import auth, errors, request_context
 from proxy.edge.routes import add_routes
 from proxy.keys import (
+    INBOUND_KEY,
     OBSERVERS_KEY,
     ROUTER_KEY,
     SETTINGS_KEY,
@@ -72,6 +74,8 @@ def _upstreams(tavily_settings: TavilySettings | None
         inner = open_store(settings.state_url, workers=settings.workers,
                            state_directory=settings.state_directory)
         app[STORE_KEY] = store = GuardedStore(inner, store_label(inner))
+        file_keys = settings.providers_file.keys if settings.providers_file else ()
+        app[INBOUND_KEY] = Inbound.configured(settings.proxy_api_key, file_keys, store)
         tavily = TavilyClient(tavily_settings) if tavily_settings is not None else None
         context = Context(settings, app[OBSERVERS_KEY].masker, store, tavily)
         try:

@@ -21,7 +21,7 @@ from proxy.dialects.openai import responses as openai_responses
 from proxy.dialects.openai.request_parse import parse_request, wants_usage
 from proxy.dialects.openai.stream_encode import PING, OpenAIStreamEncoder, error_frame
 from proxy.edge.body import json_response, read_body, require_upstream
-from proxy.edge.middleware import client_key
+from proxy.edge.middleware import check_caller, client_key
 from proxy.edge.relay import relay, relay_request
 from proxy.edge.streaming import DROPPED_HEADER, collect_events, stream_events
 from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, TRACE_KEY, UPSTREAMS_KEY
@@ -38,6 +38,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     require_upstream(settings)
     requested = body.get("model") if isinstance(body.get("model"), str) else ""
     plan = request.app[ROUTER_KEY].plan(requested or settings.model)
+    check_caller(request, requested or settings.model, plan)
     # Few OpenAI-compatible upstreams search the web: with Tavily set up, the proxy does.
     searching = (body.get("web_search_options") is not None
                  and request.app[UPSTREAMS_KEY].runs_web_tools)

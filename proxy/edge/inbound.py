@@ -11,6 +11,7 @@ once its answer is done. The key's *name* goes to the access log and metrics.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import math
@@ -22,6 +23,7 @@ from proxy.providers import InboundKey
 from proxy.state.store import Store
 
 WINDOW_SECONDS = 60
+ADMIN = "ak"  # the name of the proxy's own key (PROXY_API_KEY, the file's ak)
 
 
 class Inbound:
@@ -34,6 +36,17 @@ class Inbound:
 
     def __bool__(self) -> bool:
         return bool(self.keys)
+
+    @classmethod
+    def configured(cls, admin: str, keys: tuple[InboundKey, ...], store: Store) -> Inbound:
+        """The proxy's own key (named ``ak``) and the providers file's keys."""
+        own = (InboundKey(ADMIN, admin),) if admin else ()
+        return cls((*own, *keys), store)
+
+    def may_debug(self, key: InboundKey) -> bool:
+        """``/debug/`` shows and clears everyone's state: the proxy's own key only, when
+        there is one."""
+        return key.name == ADMIN or not any(k.name == ADMIN for k in self.keys)
 
     def identify(self, given: bytes) -> InboundKey | None:
         """The key ``given`` is, compared with every key in constant time."""
@@ -52,7 +65,7 @@ class Inbound:
     async def admit(self, key: InboundKey) -> None:
         """Count this request in ``key``'s minute; a 429 when it is over a limit."""
         if key.rpm is None and key.tpm is None:
-            return
+            return  # no limits: no store call
         now = self._now()
         window = int(now // WINDOW_SECONDS)
         retry = str(max(1, math.ceil(WINDOW_SECONDS - now % WINDOW_SECONDS)))
@@ -74,7 +87,7 @@ class Inbound:
         if key.tpm is None or tokens <= 0:
             return
         window = int(self._now() // WINDOW_SECONDS)
-        with contextlib.suppress(StoreUnavailable):
+        with contextlib.suppress(StoreUnavailable, asyncio.CancelledError):
             await self._store.incr(f"rate:{key.name}:tok:{window}", tokens, 2 * WINDOW_SECONDS)
 
 
@@ -82,3 +95,4 @@ def _limited(message: str, retry_after: str) -> RateLimited:
     error = RateLimited(message)
     error.retry_after = retry_after
     return error
+

@@ -19,7 +19,7 @@ from proxy.dialects.anthropic import responses as anthropic_responses
 from proxy.dialects.anthropic.request_parse import parse_request
 from proxy.dialects.anthropic.stream_encode import PING, AnthropicStreamEncoder, error_frame
 from proxy.edge.body import json_response, read_body, require_upstream
-from proxy.edge.middleware import client_key
+from proxy.edge.middleware import check_caller, client_key
 from proxy.edge.relay import relay, relay_request
 from proxy.edge.streaming import DROPPED_HEADER, collect_events, stream_events
 from proxy.errors import NotFound
@@ -44,6 +44,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     raw, body = await read_body(request)
     require_upstream(request.app[SETTINGS_KEY])
     plan = request.app[ROUTER_KEY].plan(_model(body))
+    check_caller(request, _model(body), plan)
     if plan.first.provider.wire == WIRE:
         # Relayed to Anthropic providers; fallbacks of the other kinds, if any are left
         # when those fail, take the request translated.

@@ -9,7 +9,6 @@ body, so no key reaches a log.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 import secrets
@@ -19,10 +18,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from proxy.edge.errors import client_dialect, error_response, from_http_exception
-from proxy.errors import AuthenticationFailed, ProxyError
-from proxy.keys import OBSERVERS_KEY, SETTINGS_KEY, TRACE_KEY
+from proxy.errors import AuthenticationFailed, Forbidden, ProxyError
+from proxy.keys import CALLER_KEY, INBOUND_KEY, OBSERVERS_KEY, TRACE_KEY
 from proxy.observe.logs import body_log
 from proxy.observe.trace import OVERHEAD_HEADER, Trace
+from proxy.routing import Plan
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("proxy")
@@ -101,14 +101,37 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    expected = request.app[SETTINGS_KEY].proxy_api_key
-    if expected and request.path not in OPEN_PATHS:
-        given = client_key(request) or ""
-        # Constant time, so the key cannot be guessed a byte at a time.
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise AuthenticationFailed("Invalid or missing API key for this proxy: send it "
-                                       "as x-api-key or Authorization: Bearer.")
-    return await handler(request)
+    """Who is calling: one of the inbound keys (``ak``, a providers file's ``keys``), each
+    compared in constant time; then that key's rate window, before any upstream call.
+    Open when no key is configured; ``/`` and ``/health`` are always open."""
+    inbound = request.app[INBOUND_KEY]
+    if not inbound or request.path in OPEN_PATHS:
+        return await handler(request)
+    caller = inbound.identify((client_key(request) or "").encode())
+    if caller is None:
+        raise AuthenticationFailed("Invalid or missing API key for this proxy: send it "
+                                   "as x-api-key or Authorization: Bearer.")
+    if request.path.startswith("/debug/") and not inbound.may_debug(caller):
+        raise Forbidden("Only the proxy's own key (ak, PROXY_API_KEY) may use /debug/.")
+    request[CALLER_KEY] = caller
+    trace = request[TRACE_KEY]
+    trace.key_name = caller.name
+    await inbound.admit(caller)
+    try:
+        return await handler(request)
+    finally:
+        if trace.usage is not None:
+            usage = trace.usage
+            await inbound.charge(caller, usage.input_tokens + usage.cache_read_input_tokens
+                                 + usage.output_tokens)
+
+
+def check_caller(request: web.Request, asked: str, plan: Plan) -> None:
+    """A 403 unless the request's inbound key may use the model it asked for (by the
+    name asked, or the configured id it routes to)."""
+    caller = request.get(CALLER_KEY)
+    if caller is not None:
+        request.app[INBOUND_KEY].check_model(caller, asked, plan.first.label)
 
 
 def _with_id(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

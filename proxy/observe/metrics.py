@@ -37,7 +37,7 @@ class Metrics:
         self.requests = Counter(
             "llm_proxy_requests",
             "Requests answered",
-            ["route", "backend", "model", "status"],
+            ["route", "backend", "model", "status", "key"],
             registry=registry,
         )
         self.ttfb = Histogram(
@@ -75,7 +75,8 @@ class Metrics:
 
     def observe(self, trace: Trace) -> None:
         route, backend = trace.route, trace.backend
-        self.requests.labels(route, backend, trace.model_label, str(trace.status)).inc()
+        self.requests.labels(route, backend, trace.model_label, str(trace.status),
+                             trace.key_name).inc()
         if trace.ttfb_ms is not None:
             self.ttfb.labels(route, backend).observe(trace.ttfb_ms / 1000)
         if trace.total_ms is not None:
