@@ -4,7 +4,7 @@ flattened into one turn of a fresh pooled CLI (what the proxy does) against a CL
 kept on disk and resumed (``--session-id``, then ``--resume``), with the REAL CLI talking
 to a local fake Anthropic API, offline.
 
-Modes (``--modes``, default all three):
+Modes (``--modes``, default all four):
 
 * ``flattened``: the proxy in-process (``upstream_dialect="claude-code"``, a warm pool),
   driven by the openai SDK as a client would, the whole growing conversation each turn.
@@ -13,7 +13,10 @@ Modes (``--modes``, default all three):
 * ``resumed``: the CLI directly, one process per turn (that is how ``--resume`` works, so
   nothing can be started ahead), with the proxy's flags where they apply;
 * ``kept`` (for comparison): one CLI process per conversation kept open, one stdin line a
-  turn; neither survives a proxy restart nor is shared by workers.
+  turn; neither survives a proxy restart nor is shared by workers;
+* ``marked`` (a variant of flattening the proxy could adopt): the proxy's flattened turn,
+  its transcript one text block per earlier turn with a cache breakpoint on the last,
+  sent by this script to a fresh CLI made ready first, as the pool does.
 
 Per turn: time to first token and to the last token (from sending the turn), the requests
 the CLI sent to the fake (their count, the last one's bytes, messages, content blocks,
@@ -36,6 +39,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -56,82 +60,21 @@ for _path in (REPO, HERE):  # the proxy and the fakes; the report next to this s
 import openai  # noqa: E402
 from aiohttp import ClientSession, web  # noqa: E402
 from cli_history_report import Turn, describe, summary, table  # noqa: E402
+from cli_history_talk import ANSWERS, SYSTEM, USER_TURNS  # noqa: E402
 
 from proxy.app import create_app, server_options  # noqa: E402
+from proxy.canonical import Message, TextPart  # noqa: E402
 from proxy.config import Settings  # noqa: E402
 from proxy.dialects.claude_code import control  # noqa: E402
 from proxy.dialects.claude_code.request_render import cli_arguments, cli_environment  # noqa: E402
+from proxy.dialects.claude_code.transcript import user_content  # noqa: E402
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream, text_stream  # noqa: E402
 from tests.fakes.openai_upstream import Stream  # noqa: E402
 
 CLI = REPO / ".cc" / "node_modules" / ".bin" / "claude"
 MODEL = "sonnet"
 TURN_TIMEOUT = 90.0
-SYSTEM = ("You are a careful assistant helping a small team plan the move of their web "
-          "service from one hosting provider to another. Answer briefly and concretely.")
-USER_TURNS = [
-    "We run a Django app with a Postgres database and a Redis cache on two rented servers. "
-    "We want to move everything to a managed cloud within three months. Where do we start?",
-    "The database is about 80 GB and grows by a gigabyte a week. Can we copy it while "
-    "the site stays up, or do we need a maintenance window?",
-    "Our users are mostly in Europe, some in North America. Which region would you pick, "
-    "and does it matter much for a site like ours?",
-    "We have about forty cron jobs on the old servers. Some send e-mails, some clean up "
-    "files. How would you move them without running anything twice?",
-    "Redis holds sessions and a job queue. If we lose the sessions, everyone is logged "
-    "out. Is that acceptable for one night, or should we copy them too?",
-    "Our static files are on the same disk as the app, about 200 GB of user uploads. "
-    "Should they go to object storage, and how do we switch the URLs over?",
-    "We use Let's Encrypt certificates renewed by certbot on the old machines. What "
-    "changes when a load balancer sits in front of the app?",
-    "How should we handle the DNS switch? Our TTL is one day at the moment.",
-    "The team is three developers, none of us an operations specialist. Would you use "
-    "containers for this move, or keep the app on plain virtual machines?",
-    "If we do use containers, what is the least we need to learn to run them safely in "
-    "production? We do not want a cluster we cannot debug.",
-    "Our logs go to files that we read with grep over SSH. What would you replace that "
-    "with, without paying for a big logging product?",
-    "We never tested restoring our backups. How would you test that before the move, "
-    "and how often afterwards?",
-    "Money matters: the old servers cost 300 euros a month. What should we watch so the "
-    "cloud bill does not surprise us?",
-    "Some of our customers need their data to stay in the EU. Does that limit which "
-    "managed services we can use for the database and the uploads?",
-    "Can you sketch the order of the whole migration as a list of steps, with the "
-    "riskiest ones marked?",
-    "Step four worries me, the final database sync. How long would the site be "
-    "read-only, roughly, for 80 GB with logical replication?",
-    "What would make us roll back, and how would the rollback work once users have "
-    "written new data to the new database?",
-    "Should we freeze feature work during the move, or can the developers keep "
-    "shipping small changes?",
-    "After the move, what should we monitor in the first week, and what alerts would "
-    "you set up on day one?",
-    "Thanks. To close, summarise the three decisions we must take this week, one "
-    "sentence each.",
-]
-ANSWERS = [  # what the fake model says, one a turn; several deltas each
-    ["Start with an inventory: ", "every service, cron job, ", "secret and DNS record."],
-    ["You can copy it live ", "with logical replication; ", "keep a short window for the switch."],
-    ["Pick a central European region; ", "the latency to North America ", "is fine for a web app."],
-    ["Move them to one scheduler ", "and disable each old job ", "the day its copy starts."],
-    ["Copy the sessions if it is cheap; ", "otherwise announce the logout ", "and do it at night."],
-    ["Yes, object storage, ", "with a redirect from the old paths ", "while the copy finishes."],
-    ["The balancer terminates TLS; ", "the managed certificate ", "replaces certbot there."],
-    ["Lower the TTL to five minutes ", "two days before, ", "switch, then raise it again."],
-    ["Plain virtual machines ", "are fine for three people; ", "containers can come later."],
-    ["One container per service, ", "a managed runtime, ", "and logs you can read."],
-    ["A hosted log search ", "on the free tier, or Loki ", "on one small machine."],
-    ["Restore last night's backup ", "into a scratch database ", "monthly, and time it."],
-    ["Set a budget alert, ", "tag every resource, ", "and review the bill weekly."],
-    ["Yes: choose EU regions ", "for the database and the bucket, ", "and check the replicas."],
-    ["Inventory, copies, sync, ", "switch (risky), verify, ", "then retire the old servers."],
-    ["With replication running, ", "minutes: only the last catch-up ", "and the DNS switch."],
-    ["Roll back on data errors; ", "replicate new writes back ", "until you are sure."],
-    ["Keep shipping small changes, ", "but freeze schema migrations ", "during the move."],
-    ["Errors, latency, disk, ", "replication lag and costs; ", "alert on errors and lag."],
-    ["Pick the region, ", "decide on containers, ", "and schedule the switch night."],
-]
+TURN_START = re.compile(r"(?=^<(?:user|assistant|system)>\n)", re.MULTILINE)
 
 
 # --- the world one mode runs in -------------------------------------------------------------
@@ -329,9 +272,54 @@ async def run_kept(w: World, cli: str, turns: int, pool_size: int) -> None:
         await asyncio.wait_for(proc.wait(), TURN_TIMEOUT)
 
 
+# --- (d) flattened with a cache breakpoint: what the proxy could send instead ------------
+
+
+def marked_content(history: Sequence[Message]) -> list[dict[str, Any]]:
+    """The proxy's flattened turn (``transcript.user_content``, the same text) with its
+    transcript cut into one block per earlier turn and a cache breakpoint on the last
+    one: the next turn's transcript then starts with the same blocks (the CLI passes a
+    block's ``cache_control`` through, and puts 3 of the API's 4 breakpoints itself)."""
+    blocks = user_content(history)
+    if len(blocks) < 2:
+        return blocks
+    marked: list[dict[str, Any]] = [{"type": "text", "text": piece}
+                                    for piece in TURN_START.split(blocks[0]["text"]) if piece]
+    marked[-1]["cache_control"] = {"type": "ephemeral"}
+    return marked + blocks[1:]
+
+
+async def ready(proc: asyncio.subprocess.Process) -> None:
+    """The pool's readiness probe: the CLI has done its start-up work."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(control.PROBE)
+    async with asyncio.timeout(TURN_TIMEOUT):
+        while line := await proc.stdout.readline():
+            if control.answer_to(json.loads(line), control.PROBE_ID) is not None:
+                return
+    raise RuntimeError(f"the CLI ended before it was ready (exit {await proc.wait()})")
+
+
+async def run_marked(w: World, cli: str, turns: int, pool_size: int) -> None:
+    """Each turn a fresh CLI with the proxy's flags, made ready before the turn (as the
+    warm pool does), then given what the proxy sends: initialize, set_model, the turn."""
+    history: list[Message] = []
+    for n in range(turns):
+        history.append(Message("user", (TextPart(USER_TURNS[n]),)))
+        async with cli_process([cli, *cli_arguments()], w.home / "work") as proc:
+            assert proc.stdin is not None
+            await ready(proc)
+            turn, mark, t0 = Turn("marked", n + 1), len(w.fake.requests), time.monotonic()
+            proc.stdin.write(control.initialize([SYSTEM]) + control.set_model(MODEL)
+                             + control.user_message(marked_content(history)))
+            await read_turn(proc, turn, t0)
+        history.append(Message("assistant", (TextPart(turn.answer),)))
+        w.finish(turn, mark, t0)
+
+
 Runner = Callable[[World, str, int, int], Any]
 MODES: dict[str, Runner] = {"flattened": run_flattened, "resumed": run_resumed,
-                            "kept": run_kept}
+                            "kept": run_kept, "marked": run_marked}
 
 
 # --- the run -----------------------------------------------------------------------------
