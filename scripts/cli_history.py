@@ -24,7 +24,9 @@ cache breakpoints) and what prompt caching could reuse on the real API: the long
 prefix of this request, up to one of the previous request's cache breakpoints, that is
 identical to the previous request, in tokens-ish (characters / 4). The billing line
 (system[0], ``cc_version=….XYZ`` whose suffix comes from the session's first prompt) is
-counted both ways: ignored, and as sent.
+counted both ways: ignored, and as sent. What it cannot show: a real model's time to
+first token grows with the uncached part of the prompt, the fake answers at once; and the
+real API caches nothing below a minimum prefix (about 1024 tokens for Sonnet).
 
 Run from the repository root (bounded by --max-seconds; loopback only; every process it
 starts is stopped)::
@@ -104,7 +106,8 @@ def offline_environment(home: Path, base_url: str) -> dict[str, str]:
     """This process's environment without any real credentials or settings, pointed at
     the fake (claude-code.md, "How to run the real Claude Code CLI … offline")."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ANTHROPIC_", "CLAUDE_", "CLAUDECODE"))}
+           if not k.startswith(("ANTHROPIC_", "CLAUDE_", "CLAUDECODE"))
+           and not k.lower().endswith("_proxy")}  # loopback only, never through a proxy
     env.update(HOME=str(home), ANTHROPIC_BASE_URL=base_url, ANTHROPIC_API_KEY="sk-ant-test",
                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
                DISABLE_AUTOUPDATER="1", DISABLE_ERROR_REPORTING="1",
