@@ -14,9 +14,12 @@ Modes (``--modes``, default all four):
   nothing can be started ahead), with the proxy's flags where they apply;
 * ``kept`` (for comparison): one CLI process per conversation kept open, one stdin line a
   turn; neither survives a proxy restart nor is shared by workers;
-* ``marked`` (a variant of flattening the proxy could adopt): the proxy's flattened turn,
-  its transcript one text block per earlier turn with a cache breakpoint on the last,
-  sent by this script to a fresh CLI made ready first, as the pool does.
+* ``marked``: the flattened turn with its transcript one text block per earlier turn and a
+  cache breakpoint on the last, sent by this script to a fresh CLI made ready first, as
+  the pool does. The proxy adopted it after this measurement (``transcript.user_content``
+  now renders it), so ``flattened`` and ``marked`` now send the same content; the
+  README's table was measured before, with the old one-block transcript as
+  ``flattened``.
 
 Per turn: time to first token and to the last token (from sending the turn), the requests
 the CLI sent to the fake (their count, the last one's bytes, messages, content blocks,
@@ -279,17 +282,9 @@ async def run_kept(w: World, cli: str, turns: int, pool_size: int) -> None:
 
 
 def marked_content(history: Sequence[Message]) -> list[dict[str, Any]]:
-    """The proxy's flattened turn (``transcript.user_content``, the same text) with its
-    transcript cut into one block per earlier turn and a cache breakpoint on the last
-    one: the next turn's transcript then starts with the same blocks (the CLI passes a
-    block's ``cache_control`` through, and puts 3 of the API's 4 breakpoints itself)."""
-    blocks = user_content(history)
-    if len(blocks) < 2:
-        return blocks
-    marked: list[dict[str, Any]] = [{"type": "text", "text": piece}
-                                    for piece in TURN_START.split(blocks[0]["text"]) if piece]
-    marked[-1]["cache_control"] = {"type": "ephemeral"}
-    return marked + blocks[1:]
+    """The flattened turn with one block per earlier turn and a cache breakpoint on the
+    last: what ``transcript.user_content`` renders since the proxy adopted it."""
+    return user_content(history)
 
 
 async def ready(proc: asyncio.subprocess.Process) -> None:

@@ -99,9 +99,7 @@ def test_describe_summary_and_table() -> None:
     assert len(rows) == 2 + 3 + 1 and rows[-1].startswith("| total / median | 1.00 | 1.50")
 
 
-def test_marked_content_is_the_proxy_turn_cut_at_each_earlier_turn() -> None:
-    from cli_history import marked_content
-
+def test_the_proxys_turn_is_cut_at_each_earlier_turn_and_marked() -> None:
     from proxy.canonical import Message, TextPart
     from proxy.dialects.claude_code.transcript import user_content
 
@@ -113,12 +111,12 @@ def test_marked_content_is_the_proxy_turn_cut_at_each_earlier_turn() -> None:
                 out.append(Message("assistant", (TextPart(f"answer {n}"),)))
         return out
 
-    assert marked_content(conversation(1)) == user_content(conversation(1))
+    assert "cache_control" not in str(user_content(conversation(1)))
     for turns in (2, 3, 5):
-        marked, plain = marked_content(conversation(turns)), user_content(conversation(turns))
-        assert "".join(b["text"] for b in marked) == "".join(b["text"] for b in plain)
-        assert len(marked) == 1 + 2 * (turns - 1) + 1  # opening, each earlier message, newest
+        marked = user_content(conversation(turns))
+        assert len(marked) == 2 * (turns - 1) + 1  # each earlier message (the first with
+        # the opening), then the newest
         assert [i for i, b in enumerate(marked) if "cache_control" in b] == [len(marked) - 2]
-        nxt = marked_content(conversation(turns + 1))
+        nxt = user_content(conversation(turns + 1))
         strip = [{"type": "text", "text": b["text"]} for b in marked[:-1]]
         assert [{"type": "text", "text": b["text"]} for b in nxt[:len(strip)]] == strip

@@ -72,6 +72,8 @@ async def test_a_client_tool_round_trip(real: openai.AsyncOpenAI,
         {"role": "tool", "tool_call_id": tool_call.id, "content": "22 C, sunny"}])
     assert second.choices[0].message.content == "It is sunny in Paris."
     assert "22 C, sunny" in asked(anthropic_upstream)[-1]
+    # The history's cache breakpoint reached the API; with the CLI's own, four at most.
+    assert asked(anthropic_upstream)[-1].count('"cache_control"') <= 4
     assert "get_weather" in asked(anthropic_upstream)[0]  # the tools, told in the prompt
 
 

@@ -13,7 +13,12 @@ earlier turn travels inside the new one, as a transcript:
 * the newest user message follows the transcript as it is, its own blocks (a lone user
   message is sent with no transcript at all);
 * the last text block never starts with ``/``: the CLI would run it as one of its own
-  slash commands (``/cost``, ``/logout`` …) instead of asking the model (measured).
+  slash commands (``/cost``, ``/logout`` …) instead of asking the model (measured);
+* each earlier turn is a text block of its own, and the last of them carries a cache
+  breakpoint (the CLI passes it through to the API, whose prompt cache then serves the
+  unchanged history next turn: about 67 % of a 20-turn conversation's input instead of
+  7 %, ``scripts/cli_history.py``). A fresh CLI uses three of the API's four
+  breakpoints; this is the fourth.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ def user_content(messages: Iterable[Message]) -> list[dict[str, Any]]:
         blocks.text(OPENING)
         for message in history:
             _turn(blocks, message)
+            blocks.flush()
+        blocks.mark()
         if newest is None:
             blocks.text(CONTINUE)
         blocks.flush()
@@ -81,6 +88,11 @@ class _Blocks:
     def block(self, block: dict[str, Any]) -> None:
         self.flush()
         self.out.append(block)
+
+    def mark(self) -> None:
+        """A cache breakpoint on the last block so far."""
+        if self.out:
+            self.out[-1]["cache_control"] = {"type": "ephemeral"}
 
     def flush(self) -> None:
         text = "".join(self._text)

@@ -138,19 +138,26 @@ def test_history_becomes_a_transcript_with_roles_tools_and_images_in_place() -> 
         assistant(TextPart("Sunny.")),
         user(TextPart("Thanks! And tomorrow?"))])
     assert content[0] == {"type": "text", "text": (
-        OPENING + "<system>\nMid-conversation note.\n</system>\n\n<user>\nWeather?\n")}
-    assert content[1] == {"type": "image", "source": {"type": "url",
+        OPENING + "<system>\nMid-conversation note.\n</system>\n\n")}
+    assert content[1] == {"type": "text", "text": "<user>\nWeather?\n"}
+    assert content[2] == {"type": "image", "source": {"type": "url",
                                                       "url": "https://example.com/sky.png"}}
-    assert content[2] == {"type": "text", "text": (
-        "\n</user>\n\n"
-        "<assistant>\nChecking.\n"
-        '<tool_use id="toolu_1" name="get_weather">\n{"city":"Paris"}\n</tool_use>\n'
-        "</assistant>\n\n"
-        '<user>\n<tool_result tool_use_id="toolu_1">\nSunny\n</tool_result>\n'
-        '<tool_result tool_use_id="toolu_2" is_error="true">\nboom\n</tool_result>\n'
-        "</user>\n\n"
-        "<assistant>\nSunny.\n</assistant>\n\n")}
-    assert content[3:] == [{"type": "text", "text": "Thanks! And tomorrow?"}]
+    assert content[3:7] == [
+        {"type": "text", "text": "\n</user>\n\n"},
+        {"type": "text", "text": (
+            "<assistant>\nChecking.\n"
+            '<tool_use id="toolu_1" name="get_weather">\n{"city":"Paris"}\n</tool_use>\n'
+            "</assistant>\n\n")},
+        {"type": "text", "text": (
+            '<user>\n<tool_result tool_use_id="toolu_1">\nSunny\n</tool_result>\n'
+            '<tool_result tool_use_id="toolu_2" is_error="true">\nboom\n</tool_result>\n'
+            "</user>\n\n")},
+        # One block a turn, the last of the history with a cache breakpoint: the prompt
+        # cache serves the unchanged history next turn.
+        {"type": "text", "text": "<assistant>\nSunny.\n</assistant>\n\n",
+         "cache_control": {"type": "ephemeral"}}]
+    assert content[7:] == [{"type": "text", "text": "Thanks! And tomorrow?"}]
+    assert sum("cache_control" in block for block in content) == 1
     assert "hmm" not in json.dumps(content)  # earlier thinking is left out
 
 
@@ -167,8 +174,10 @@ def test_tool_results_in_the_newest_message_are_text_and_images_in_them_stay_blo
 
 def test_an_assistant_last_turn_is_continued() -> None:
     content = user_content([user(TextPart("Write a haiku")), assistant(TextPart("Autumn"))])
-    assert len(content) == 1
-    assert content[0]["text"].endswith("<assistant>\nAutumn\n</assistant>\n\n" + CONTINUE)
+    assert [block["text"] for block in content] == [
+        OPENING + "<user>\nWrite a haiku\n</user>\n\n",
+        "<assistant>\nAutumn\n</assistant>\n\n", CONTINUE]
+    assert content[1]["cache_control"] == {"type": "ephemeral"}
 
 
 def test_documents_pass_as_document_blocks() -> None:
@@ -210,6 +219,8 @@ def test_the_real_cli_sent_our_blocks_and_system_prompt_upstream_unchanged() -> 
     assert body["messages"][0] == {"role": "user", "content": user_content(HISTORY.messages)}
     assert body["system"][-1]["text"] == "\n\n".join(HISTORY.system)
     assert body["model"] == "claude-sonnet-5-5"  # set_model "sonnet", pipelined
+    # Our breakpoint reached the API, and with the CLI's own three it is the API's four.
+    assert json.dumps(body).count('"cache_control"') == 4
 
 
 def test_the_real_cli_sent_a_guarded_slash_to_the_model() -> None:
