@@ -9,6 +9,11 @@ it over one aiohttp session and returns a ``Sample`` per request. How an answer 
   timing), parsed: every text delta, the stop reason and the terminator must be there, and
   with the built-in fake the text must be exactly the one it sent.
 - non-streaming: the JSON answer is parsed and its text and stop reason checked the same way.
+
+Per request it notes the time to the first body bytes (``ttfb``), to the first read holding
+text content (``ttfc``: a proxy sends nothing before the model's first text, an upstream
+sends its opening frames at once), the total time, and how many reads the body took. A
+batch of long streams opens a connection per stream; by default all at the same instant.
 """
 
 from __future__ import annotations
@@ -19,14 +24,17 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import aiohttp
 import orjson
 
 REQUEST_ID = re.compile(r"(req|msg|chatcmpl)_\w+")
 TERMINATORS = {"openai": b"data: [DONE]\n\n", "anthropic": b"event: message_stop"}
+CONTENT = {"openai": re.compile(rb'"content":\s*"[^"]'), "anthropic": re.compile(rb'"text_delta"')}
 CLIENT_PATHS = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
 
 
@@ -41,19 +49,14 @@ class Target(NamedTuple):
 
 
 class Sample(NamedTuple):
-    ttfb: float  # seconds
+    ttfb: float  # seconds to the first body bytes
     total: float
     error: str | None = None
     body: bytes | None = None  # kept for a later check ("full")
     deltas: int = 0  # text deltas seen, once checked
-
-
-def request_body(dialect: str, model: str, stream: bool, prompt: str, max_tokens: int) -> bytes:
-    body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "stream": stream}
-    body["messages"] = [{"role": "user", "content": prompt}]
-    if dialect == "openai" and stream:
-        body["stream_options"] = {"include_usage": True}
-    return orjson.dumps(body)
+    ttfc: float = 0.0  # seconds to the first read holding text content
+    reads: int = 0  # body reads it took (how the bytes arrived, not how they were sent)
+    head: bool = True  # the response head arrived; False: the connection was lost before
 
 
 def request_headers(dialect: str, key: str) -> dict[str, str]:
@@ -171,6 +174,13 @@ class Progress:
             await asyncio.sleep(0.2)
 
 
+Measure = Callable[[str], AbstractContextManager[None]]
+
+
+def no_measure(path: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
 # --- sending --------------------------------------------------------------------------------------
 
 
@@ -206,13 +216,16 @@ class Runner:
     async def request(self, target: Target, keep: bool = False) -> Sample:
         return self.note(await self.send(target, keep))
 
-    async def send(self, target: Target, keep: bool = False) -> Sample:
+    async def send(self, target: Target, keep: bool = False,
+                   session: aiohttp.ClientSession | None = None) -> Sample:
         """One request; `keep`: the whole streamed body, for `check_batch`."""
-        start, ttfb, tail, parts = time.perf_counter(), 0.0, b"", list[bytes]()
-        post = self.session.post
+        start, ttfb, ttfc, reads, tail = time.perf_counter(), 0.0, 0.0, 0, b""
+        parts, content, head = list[bytes](), CONTENT[target.dialect].search, False
+        post = (session or self.session).post
         try:
             async with asyncio.timeout(self.timeout):
                 async with post(target.url, data=target.body, headers=target.headers) as resp:
+                    head = True
                     if resp.status != 200:
                         text = REQUEST_ID.sub(r"\1_*", await resp.text())  # so alike ones group
                         return Sample(0.0, 0.0, f"HTTP {resp.status}: {text[:200]}")
@@ -221,30 +234,39 @@ class Runner:
                         body = await resp.read()
                         total = time.perf_counter() - start
                         error = check_whole(target.dialect, body, target.expect)
-                        return Sample(ttfb, total, error and f"{target.name}: {error}")
+                        return Sample(ttfb, total, error and f"{target.name}: {error}",
+                                      ttfc=total, reads=1)
                     async for chunk in resp.content.iter_any():
-                        if not ttfb:
-                            ttfb = time.perf_counter() - start
+                        reads += 1
+                        if not ttfc:
+                            now = time.perf_counter() - start
+                            ttfb = ttfb or now
+                            if content(chunk):
+                                ttfc = now
                         if keep:
                             parts.append(chunk)
                         else:
                             tail = (tail + chunk)[-200:]
                     total = time.perf_counter() - start
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Sample(0.0, 0.0, f"{target.name}: {type(exc).__name__}: {exc}"[:200])
+            error = f"{target.name}: {type(exc).__name__}: {exc}"[:200]
+            return Sample(0.0, 0.0, error, head=head)
         if keep:
-            return Sample(ttfb, total, None, b"".join(parts))
+            return Sample(ttfb, total, None, b"".join(parts), ttfc=ttfc, reads=reads)
         end = TERMINATORS[target.dialect]
         if end not in tail:
             return Sample(ttfb, total, f"{target.name}: stream ended without {end!r}")
-        return Sample(ttfb, total)
+        return Sample(ttfb, total, ttfc=ttfc, reads=reads)
 
-    async def interleaved(self, paths: list[Target], count: int) -> dict[str, list[Sample]]:
-        """One request at a time, alternating the paths, the order flipped every round."""
+    async def interleaved(self, paths: list[Target], count: int,
+                          measure: Measure = no_measure) -> dict[str, list[Sample]]:
+        """One request at a time, alternating the paths, the order flipped every round;
+        `measure(path)` is entered around each request (outside its timing)."""
         out: dict[str, list[Sample]] = {t.name: [] for t in paths}
         for i in range(count):
             for target in paths if i % 2 == 0 else paths[::-1]:
-                out[target.name].append(await self.request(target))
+                with measure(target.name):
+                    out[target.name].append(await self.request(target))
             if self.exhausted:
                 break
         return out
@@ -266,19 +288,35 @@ class Runner:
         return out, time.perf_counter() - start
 
     async def batch(self, target: Target, count: int, spread: float) -> tuple[list[Sample], float]:
-        """`count` streams open at once, their starts spread evenly over `spread` seconds; each
-        whole answer is checked after the last one ends. Returns the samples and wall time."""
+        """`count` streams open at once, each on a new connection of its own. Spread 0: a
+        burst, every request waits at a barrier until all are ready to connect; else their
+        starts spread evenly over `spread` seconds. Each whole answer is checked after the
+        last one ends. Returns the samples and the wall time (from the barrier's opening)."""
+        gate = asyncio.Event()
+        ready = 0
 
-        async def one(i: int) -> Sample:
-            await asyncio.sleep(spread * i / count)
-            sample = await self.send(target, keep=True)
+        async def one(i: int, session: aiohttp.ClientSession) -> Sample:
+            nonlocal ready
+            ready += 1
+            await gate.wait()
+            if spread:
+                await asyncio.sleep(spread * i / count)
+            sample = await self.send(target, keep=True, session=session)
             if self.progress is not None:
                 self.progress.done += 1
             return sample
 
-        start = time.perf_counter()
-        got = await asyncio.gather(*(one(i) for i in range(count)))
-        wall = time.perf_counter() - start
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
+                                        sock_read=self.timeout)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            tasks = [asyncio.ensure_future(one(i, session)) for i in range(count)]
+            while ready < count:  # every task at the barrier, nothing connecting yet
+                await asyncio.sleep(0)
+            start = time.perf_counter()
+            gate.set()
+            got = await asyncio.gather(*tasks)
+            wall = time.perf_counter() - start
         return [self.note(check_batch(target, s), counted=True) for s in got], wall
 
 
@@ -287,4 +325,5 @@ def check_batch(target: Target, sample: Sample) -> Sample:
     if sample.body is None:
         return sample
     error, deltas = check_stream(target.dialect, sample.body, target.expect)
-    return Sample(sample.ttfb, sample.total, error and f"{target.name}: {error}", None, deltas)
+    error = error and f"{target.name}: {error}"
+    return sample._replace(error=error, body=None, deltas=deltas)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -141,19 +142,41 @@ async def wait_healthy(session: aiohttp.ClientSession, child: Child) -> None:
 
 
 def cpu_seconds(pid: int | None = None) -> float | None:
-    """User plus system CPU time so far of a process and its descendants (Linux /proc), or
-    of this process alone."""
-    if pid is None:
-        t = os.times()
-        return t.user + t.system
+    """CPU time so far of a process and its descendants, or of this process alone: from
+    each live thread's /proc/PID/task/TID/schedstat (Linux; nanoseconds, so a request of
+    a few milliseconds can be measured), else from os.times() for this process."""
+    members = family(pid) if pid is not None else [os.getpid()]
     total = 0.0
-    for member in family(pid):
+    for member in members:
         try:
-            stat = Path(f"/proc/{member}/stat").read_text()
+            tasks = os.listdir(f"/proc/{member}/task")
+            for task in tasks:
+                with contextlib.suppress(OSError):  # a thread that just ended
+                    stat = Path(f"/proc/{member}/task/{task}/schedstat").read_text()
+                    total += int(stat.split()[0]) / 1e9
         except OSError:
-            if member == pid:
+            if member == members[0]:
+                if pid is None:
+                    t = os.times()
+                    return t.user + t.system
+                return None
+    return total
+
+
+def io_calls(pid: int | None = None) -> tuple[int, int] | None:
+    """Read and write system calls so far (Linux /proc/PID/io: ``syscr``, ``syscw``) of a
+    process and its descendants, or of this process. An event loop reads a socket with
+    read(2), so the reads say how many pieces the bytes it took arrived in."""
+    members = [str(m) for m in family(pid)] if pid is not None else ["self"]
+    reads = writes = 0
+    for member in members:
+        try:
+            lines = Path(f"/proc/{member}/io").read_text().splitlines()
+        except OSError:
+            if member == members[0]:
                 return None
             continue
-        fields = stat.rsplit(")", 1)[1].split()  # after the name, which may hold spaces
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        fields = dict(line.split(": ", 1) for line in lines if ": " in line)
+        reads += int(fields.get("syscr", 0))
+        writes += int(fields.get("syscw", 0))
+    return reads, writes
