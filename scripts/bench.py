@@ -104,7 +104,7 @@ from bench_scenarios import (  # noqa: E402
     non_streaming,
     throughput,
 )
-from bench_upstreams import HOST, MODEL  # noqa: E402
+from bench_upstreams import DEFAULT_TEXTS, HOST, MODEL  # noqa: E402
 from bench_workload import WORKLOADS  # noqa: E402
 
 DIALECTS = ("openai", "anthropic")
@@ -146,6 +146,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     g.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[64],
                    help="throughput concurrencies (64)")  # fmt: skip
     g.add_argument("--warmup", type=int, help="warm-up requests per path (50 per 16 concurrent)")
+    g.add_argument("--chunk-gap-ms", type=int, default=0,
+                   help="latency/throughput/non-streaming: the fake paces its text chunks this "
+                   "many ms apart, so that each arrives in a read of its own (0: as fast as "
+                   "it writes)")
     g.add_argument("--streams", type=int, help="long-streams: streams open at once (1000)")
     g.add_argument("--chunks", type=int, help="long-streams: chunks per stream (100)")
     g.add_argument(
@@ -256,7 +260,9 @@ def start_children(args: argparse.Namespace, children: dict[str, Child]) -> dict
             up = Upstream(dialect, base, "bench", args.model, fake=True, pid=child.proc.pid)
         upstreams[dialect] = up
         if not args.no_proxy and dialect in shared:
-            children[f"proxy-{dialect}"] = start_proxy(f"proxy-{dialect}", dialect, up.base, args)
+            gap = args.chunk_gap_ms
+            base = up.paced(DEFAULT_TEXTS[dialect], gap) if gap else up.base
+            children[f"proxy-{dialect}"] = start_proxy(f"proxy-{dialect}", dialect, base, args)
     return upstreams
 
 
@@ -282,7 +288,7 @@ async def bench(
                 child.stop()
 
         proxies = {n[6:]: c for n, c in children.items() if n.startswith("proxy-")}
-        b = Bench(args, session, upstreams, proxies, fresh_proxy)
+        b = Bench(args, upstreams, proxies, fresh_proxy)
         scenarios: list[Scenario] = []
         for workload in args.workload:
             for scenario, directions in plan(args):

@@ -4,15 +4,17 @@ Why not aiohttp's server: a fake upstream is the denominator of every ratio the 
 reports, so it must cost as little as the machine allows. Here a streamed answer is a
 list of prebuilt byte strings, each already framed as one HTTP/1.1 chunk
 (``<hex size>\\r\\n<frame>\\r\\n``); each is handed to the transport with one ``write``,
-nothing is parsed or encoded per chunk, and no aiohttp ``StreamResponse.write`` (a
-coroutine, a lock, a drain check) runs per chunk.
+nothing is parsed or encoded per chunk, and no coroutine runs per chunk: a stream is a
+callback that writes its next chunk and schedules itself again.
 
 One chunk per write, the transport draining: the write buffer's high-water mark is 0, so
 a write the kernel does not take whole pauses the stream until the buffer is empty
 again, as a real upstream's socket would hold it back from a slow reader. Between
-chunks the writer gives the event loop one turn (``--chunk-yield``, the default), which
-is what separates the chunks on the wire: without it, 200 writes go out back to back in
-one turn and a reader finds several per read, which no real upstream does.
+unpaced chunks the writer gives the event loop one turn (``chunk_yield``, the default),
+which is what spaces the chunks out on the wire: without it, 200 writes go out back to
+back in one turn. Paced chunks wait for a ``Pacer`` tick: one timer per millisecond that
+has chunks due, however many streams share it (a thousand streams 20 ms apart cost a
+write per chunk, not a timer and a task switch each).
 
 Requests: keep-alive, one at a time per connection (what aiohttp's client sends), a
 ``Content-Length`` body (a chunked request body is refused with 411, so a client that
@@ -23,6 +25,7 @@ connection.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -61,15 +64,67 @@ def whole(status: str, content_type: str, body: bytes) -> bytes:
     return head.encode() + b"\r\n\r\n" + body
 
 
+class Pacer:
+    """Runs callbacks at their due time, rounded up to the millisecond: one loop timer per
+    millisecond that has something due."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: dict[int, list[Callable[[], None]]] = {}
+
+    def at(self, when: float, callback: Callable[[], None]) -> None:
+        tick = math.ceil(when * 1000)
+        bucket = self.due.get(tick)
+        if bucket is None:
+            bucket = self.due[tick] = []
+            self.loop.call_at(tick / 1000, self._run, tick)
+        bucket.append(callback)
+
+    def _run(self, tick: int) -> None:
+        for callback in self.due.pop(tick):
+            callback()
+
+
+class Writer:
+    """One streamed answer on one connection: writes a chunk, schedules the next."""
+
+    def __init__(self, conn: FakeHTTP, reply: Stream) -> None:
+        self.conn, self.reply, self.next = conn, reply, 0
+        self.t0 = conn.loop.time()
+
+    def step(self) -> None:
+        conn, reply = self.conn, self.reply
+        transport = conn.transport
+        if transport is None:  # the client went away
+            return
+        if conn.paused:
+            conn.on_drained = self.step
+            return
+        i = self.next
+        if i == len(reply.frames):
+            transport.write(LAST_CHUNK)
+            conn.finished()
+            return
+        transport.write(reply.frames[i])
+        self.next = i = i + 1
+        if reply.paced_from <= i < reply.paced_to:  # a fixed schedule: no drift
+            conn.pacer.at(self.t0 + (i - reply.paced_from + 1) * reply.delay, self.step)
+        elif conn.chunk_yield:
+            conn.loop.call_soon(self.step)
+        else:
+            self.step()  # at most a few hundred deep: every stream here is short
+
+
 class FakeHTTP(asyncio.Protocol):
     """One connection: parse requests, answer each through `route`."""
 
-    def __init__(self, route: Route, chunk_yield: bool) -> None:
-        self.route, self.chunk_yield = route, chunk_yield
+    def __init__(self, route: Route, pacer: Pacer, chunk_yield: bool) -> None:
+        self.route, self.pacer, self.chunk_yield = route, pacer, chunk_yield
+        self.loop = pacer.loop
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
-        self.writing: asyncio.Task[None] | None = None
-        self.drained: asyncio.Future[None] | None = None
+        self.streaming = self.paused = False
+        self.on_drained: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
@@ -77,36 +132,38 @@ class FakeHTTP(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        if self.writing is not None:
-            self.writing.cancel()
-        self.resume_writing()
 
     def pause_writing(self) -> None:
-        if self.drained is None:
-            self.drained = asyncio.get_running_loop().create_future()
+        self.paused = True
 
     def resume_writing(self) -> None:
-        if self.drained is not None and not self.drained.done():
-            self.drained.set_result(None)
-        self.drained = None
+        self.paused = False
+        if self.on_drained is not None:
+            go, self.on_drained = self.on_drained, None
+            go()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        if self.writing is None:
+        if not self.streaming:
             self.next_request()
+
+    def finished(self) -> None:
+        self.streaming = False
+        self.next_request()  # a request that came while the answer streamed
 
     def next_request(self) -> None:
         """Answer every complete request in the buffer, stopping at a stream."""
-        while self.transport is not None and self.writing is None:
+        while self.transport is not None and not self.streaming:
             parsed = self.parse()
             if parsed is None:
                 return
-            method, path, body = parsed
-            reply = self.route(method, path, body)
+            reply = self.route(*parsed)
             if isinstance(reply, bytes):
                 self.transport.write(reply)
             else:
-                self.writing = asyncio.ensure_future(self.stream(reply))
+                self.streaming = True
+                self.transport.write(SSE_HEAD)
+                self.loop.call_soon(Writer(self, reply).step)
 
     def parse(self) -> tuple[str, str, bytes] | None:
         end = self.buffer.find(b"\r\n\r\n")
@@ -140,34 +197,12 @@ class FakeHTTP(asyncio.Protocol):
                                  b"Connection: close\r\n\r\n")
             self.transport.close()
 
-    async def stream(self, reply: Stream) -> None:
-        loop = asyncio.get_running_loop()
-        write, t0 = self.transport.write if self.transport else None, loop.time()
-        try:
-            if write is None:
-                return
-            write(SSE_HEAD)
-            for i, frame in enumerate(reply.frames):
-                if reply.paced_from <= i < reply.paced_to:  # a fixed schedule, no drift
-                    await asyncio.sleep(t0 + (i - reply.paced_from + 1) * reply.delay
-                                        - loop.time())
-                elif self.chunk_yield:
-                    await asyncio.sleep(0)
-                if self.drained is not None:
-                    await self.drained
-                if self.transport is None:
-                    return
-                write(frame)
-            write(LAST_CHUNK)
-        finally:
-            self.writing = None
-        self.next_request()  # a request that came while this one streamed
-
 
 async def serve(host: str, port: int, route: Route, *, chunk_yield: bool = True,
                 backlog: int = 4096) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: FakeHTTP(route, chunk_yield), host, port,
+    pacer = Pacer(loop)
+    server = await loop.create_server(lambda: FakeHTTP(route, pacer, chunk_yield), host, port,
                                       backlog=backlog, reuse_address=True)
     async with server:
         await server.serve_forever()

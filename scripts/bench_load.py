@@ -1,7 +1,8 @@
 """The benchmark's load generator: what a request is, how it is sent, timed and checked.
 
 A ``Target`` is one path (direct or proxy) of one direction; a ``Runner`` sends requests to
-it over one aiohttp session and returns a ``Sample`` per request. How an answer is checked:
+it over keep-alive connections of its own (bench_client.py) and returns a ``Sample`` per
+request. How an answer is checked:
 
 - ``tail`` (latency, throughput): the stream must end with its terminator (``data: [DONE]``
   or ``event: message_stop``); only the last bytes are kept, so checking costs nothing.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import ssl
 import sys
 import time
 from collections import Counter
@@ -28,9 +30,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
+from bench_client import Connection, Exchange, connect, wire_request
 
 REQUEST_ID = re.compile(r"(req|msg|chatcmpl)_\w+")
 TERMINATORS = {"openai": b"data: [DONE]\n\n", "anthropic": b"event: message_stop"}
@@ -46,6 +49,21 @@ class Target(NamedTuple):
     dialect: str  # of the answer
     stream: bool
     expect: str | None  # the whole text, when known (the built-in fake)
+    wire: bytes = b""  # the whole request as sent (`target` builds it)
+    host: str = ""
+    port: int = 0
+    tls: ssl.SSLContext | None = None
+
+
+def target(name: str, url: str, body: bytes, headers: dict[str, str], dialect: str,
+           stream: bool, expect: str | None) -> Target:
+    """A Target with its request prebuilt."""
+    parts = urlsplit(url)
+    tls = ssl.create_default_context() if parts.scheme == "https" else None
+    host, port = parts.hostname or "127.0.0.1", parts.port or (443 if tls else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    wire = wire_request(host, port, path, headers, body)
+    return Target(name, url, body, headers, dialect, stream, expect, wire, host, port, tls)
 
 
 class Sample(NamedTuple):
@@ -186,20 +204,28 @@ def no_measure(path: str) -> AbstractContextManager[None]:
 
 @dataclass
 class Runner:
-    """Sends requests over one session; ends a run early on too many failures or at its deadline."""
+    """Sends requests over keep-alive connections of its own (bench_client.py), one request
+    at a time on each; ends a run early on too many failures or at its deadline."""
 
-    session: aiohttp.ClientSession
     timeout: float  # per request
     max_failures: int
     seconds: float  # per run
     errors: Counter[str] = field(default_factory=Counter)
     deadline: float = math.inf
     progress: Progress | None = None
+    idle: dict[tuple[str, int], list[Connection]] = field(default_factory=dict)
 
     def start(self, progress: Progress | None = None) -> Runner:
         self.deadline = time.monotonic() + self.seconds
         self.progress = progress
         return self
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        for conns in self.idle.values():
+            for conn in conns:
+                conn.close()
+        self.idle.clear()
 
     @property
     def exhausted(self) -> bool:
@@ -216,47 +242,44 @@ class Runner:
     async def request(self, target: Target, keep: bool = False) -> Sample:
         return self.note(await self.send(target, keep))
 
-    async def send(self, target: Target, keep: bool = False,
-                   session: aiohttp.ClientSession | None = None) -> Sample:
-        """One request; `keep`: the whole streamed body, for `check_batch`."""
-        start, ttfb, ttfc, reads, tail = time.perf_counter(), 0.0, 0.0, 0, b""
-        parts, content, head = list[bytes](), CONTENT[target.dialect].search, False
-        post = (session or self.session).post
+    async def send(self, target: Target, keep: bool = False, fresh: bool = False) -> Sample:
+        """One request; `keep`: the whole streamed body, for `check_batch`; `fresh`: on a
+        new connection, closed after. A pooled connection the server closed meanwhile is
+        replaced once, as any HTTP client does."""
+        idle = self.idle.setdefault((target.host, target.port), [])
+        conn = None if fresh or not idle else idle.pop()
+        start, ex = time.perf_counter(), None
         try:
             async with asyncio.timeout(self.timeout):
-                async with post(target.url, data=target.body, headers=target.headers) as resp:
-                    head = True
-                    if resp.status != 200:
-                        text = REQUEST_ID.sub(r"\1_*", await resp.text())  # so alike ones group
-                        return Sample(0.0, 0.0, f"HTTP {resp.status}: {text[:200]}")
-                    if not target.stream:
-                        ttfb = time.perf_counter() - start
-                        body = await resp.read()
-                        total = time.perf_counter() - start
-                        error = check_whole(target.dialect, body, target.expect)
-                        return Sample(ttfb, total, error and f"{target.name}: {error}",
-                                      ttfc=total, reads=1)
-                    async for chunk in resp.content.iter_any():
-                        reads += 1
-                        if not ttfc:
-                            now = time.perf_counter() - start
-                            ttfb = ttfb or now
-                            if content(chunk):
-                                ttfc = now
-                        if keep:
-                            parts.append(chunk)
-                        else:
-                            tail = (tail + chunk)[-200:]
-                    total = time.perf_counter() - start
-        except (aiohttp.ClientError, TimeoutError) as exc:
+                if conn is not None:
+                    ex = await self._retried(conn, target, start)
+                if ex is None:
+                    conn = await connect(target.host, target.port, target.tls)
+                    ex = await conn.exchange(target.wire, start, CONTENT[target.dialect].search)
+        except (OSError, ValueError, TimeoutError) as exc:
+            head = False
+            if conn is not None:
+                conn.close()
+                head = conn.current is not None and conn.current.parser.head_done
             error = f"{target.name}: {type(exc).__name__}: {exc}"[:200]
             return Sample(0.0, 0.0, error, head=head)
-        if keep:
-            return Sample(ttfb, total, None, b"".join(parts), ttfc=ttfc, reads=reads)
-        end = TERMINATORS[target.dialect]
-        if end not in tail:
-            return Sample(ttfb, total, f"{target.name}: stream ended without {end!r}")
-        return Sample(ttfb, total, ttfc=ttfc, reads=reads)
+        assert conn is not None
+        if conn.reusable and not fresh:
+            idle.append(conn)
+        else:
+            conn.close()
+        return answer(target, ex, keep)
+
+    async def _retried(self, conn: Connection, target: Target, start: float) -> Exchange | None:
+        """The exchange on a pooled connection; None when the server had closed it before
+        answering (so a new connection should try)."""
+        try:
+            return await conn.exchange(target.wire, start, CONTENT[target.dialect].search)
+        except OSError:
+            if conn.current is not None and conn.current.parser.buffer:
+                raise
+            conn.close()
+            return None
 
     async def interleaved(self, paths: list[Target], count: int,
                           measure: Measure = no_measure) -> dict[str, list[Sample]]:
@@ -295,29 +318,44 @@ class Runner:
         gate = asyncio.Event()
         ready = 0
 
-        async def one(i: int, session: aiohttp.ClientSession) -> Sample:
+        async def one(i: int) -> Sample:
             nonlocal ready
             ready += 1
             await gate.wait()
             if spread:
                 await asyncio.sleep(spread * i / count)
-            sample = await self.send(target, keep=True, session=session)
+            sample = await self.send(target, keep=True, fresh=True)
             if self.progress is not None:
                 self.progress.done += 1
             return sample
 
-        connector = aiohttp.TCPConnector(limit=0)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
-                                        sock_read=self.timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            tasks = [asyncio.ensure_future(one(i, session)) for i in range(count)]
-            while ready < count:  # every task at the barrier, nothing connecting yet
-                await asyncio.sleep(0)
-            start = time.perf_counter()
-            gate.set()
-            got = await asyncio.gather(*tasks)
-            wall = time.perf_counter() - start
+        tasks = [asyncio.ensure_future(one(i)) for i in range(count)]
+        while ready < count:  # every task at the barrier, nothing connecting yet
+            await asyncio.sleep(0)
+        start = time.perf_counter()
+        gate.set()
+        got = await asyncio.gather(*tasks)
+        wall = time.perf_counter() - start
         return [self.note(check_batch(target, s), counted=True) for s in got], wall
+
+
+def answer(target: Target, ex: Exchange, keep: bool) -> Sample:
+    """The sample of a complete answer: checked now (tail, or whole for non-streaming),
+    or kept for `check_batch`."""
+    parser, name = ex.parser, target.name
+    if parser.status != 200:
+        text = REQUEST_ID.sub(r"\1_*", parser.body().decode(errors="replace"))  # alike ones group
+        return Sample(0.0, 0.0, f"HTTP {parser.status}: {text[:200]}")
+    if not target.stream:
+        error = check_whole(target.dialect, parser.body(), target.expect)
+        return Sample(ex.ttfb, ex.total, error and f"{name}: {error}", ttfc=ex.total,
+                      reads=ex.reads)
+    if keep:
+        return Sample(ex.ttfb, ex.total, None, parser.body(), ttfc=ex.ttfc, reads=ex.reads)
+    end = TERMINATORS[target.dialect]
+    if end not in parser.buffer[-300:]:
+        return Sample(ex.ttfb, ex.total, f"{name}: stream ended without {end!r}")
+    return Sample(ex.ttfb, ex.total, ttfc=ex.ttfc, reads=ex.reads)
 
 
 def check_batch(target: Target, sample: Sample) -> Sample:

@@ -141,39 +141,41 @@ async def wait_healthy(session: aiohttp.ClientSession, child: Child) -> None:
     raise RuntimeError(f"{child.name}: {url} not healthy within 20 s:\n{child.log_tail()}")
 
 
-def cpu_seconds(pid: int | None = None) -> float | None:
-    """CPU time so far of a process and its descendants, or of this process alone: from
-    each live thread's /proc/PID/task/TID/schedstat (Linux; nanoseconds, so a request of
-    a few milliseconds can be measured), else from os.times() for this process."""
-    members = family(pid) if pid is not None else [os.getpid()]
+def members(pid: int | None) -> list[int]:
+    """A process's family (`family`), or this process alone for None; resolved once per
+    measurement, since listing /proc costs milliseconds."""
+    return [os.getpid()] if pid is None else family(pid)
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """CPU time so far of the processes `pids` (the first one must exist): from each live
+    thread's /proc/PID/task/TID/schedstat (Linux; nanoseconds, so a request of a few
+    milliseconds can be measured). None where there is no such file."""
     total = 0.0
-    for member in members:
+    for pid in pids:
         try:
-            tasks = os.listdir(f"/proc/{member}/task")
-            for task in tasks:
-                with contextlib.suppress(OSError):  # a thread that just ended
-                    stat = Path(f"/proc/{member}/task/{task}/schedstat").read_text()
-                    total += int(stat.split()[0]) / 1e9
+            tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:
-            if member == members[0]:
-                if pid is None:
-                    t = os.times()
-                    return t.user + t.system
+            if pid == pids[0]:
                 return None
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError):  # a thread that just ended
+                stat = Path(f"/proc/{pid}/task/{task}/schedstat").read_text()
+                total += int(stat.split()[0]) / 1e9
     return total
 
 
-def io_calls(pid: int | None = None) -> tuple[int, int] | None:
-    """Read and write system calls so far (Linux /proc/PID/io: ``syscr``, ``syscw``) of a
-    process and its descendants, or of this process. An event loop reads a socket with
-    read(2), so the reads say how many pieces the bytes it took arrived in."""
-    members = [str(m) for m in family(pid)] if pid is not None else ["self"]
+def io_calls(pids: list[int]) -> tuple[int, int] | None:
+    """Read and write system calls so far (Linux /proc/PID/io: ``syscr``, ``syscw``) of
+    the processes `pids`. An event loop reads a socket with read(2), so the reads say how
+    many pieces the bytes it took arrived in."""
     reads = writes = 0
-    for member in members:
+    for pid in pids:
         try:
-            lines = Path(f"/proc/{member}/io").read_text().splitlines()
+            lines = Path(f"/proc/{pid}/io").read_text().splitlines()
         except OSError:
-            if member == members[0]:
+            if pid == pids[0]:
                 return None
             continue
         fields = dict(line.split(": ", 1) for line in lines if ": " in line)

@@ -152,6 +152,8 @@ def table_row(label: str, cells: Sequence[str]) -> str:
 
 
 def number(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
     return f"{value:.0f}" if value == int(value) and abs(value) >= 10 else f"{value:.3f}"
 
 
@@ -171,6 +173,8 @@ def heading(sc: Scenario) -> str:
         how += f"batches per path in the order A B B A, {sc.warmup} warm-up"
     else:
         how = f"{sc.requests} requests per path, halves A B B A, {sc.warmup} warm-up"
+    if x.get("chunk_gap_ms"):
+        how += f", text chunks {x['chunk_gap_ms']} ms apart"
     body = x.get("body_bytes")
     size = f", {body['proxy'] / 1000:.1f} KB requests" if body and "proxy" in body else ""
     return f"== {sc.scenario}, {sc.workload}{size}, {sc.direction}, c={sc.concurrency}: {how}"

@@ -28,11 +28,18 @@ from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-from bench_load import CLIENT_PATHS, Progress, Runner, Sample, Target, request_headers
-from bench_procs import Child, cpu_seconds, io_calls, memory_mb
+from bench_load import (
+    CLIENT_PATHS,
+    Progress,
+    Runner,
+    Sample,
+    Target,
+    request_headers,
+    target,
+)
+from bench_procs import Child, cpu_seconds, io_calls, members, memory_mb
 from bench_report import Direction, PathStats, Scenario
-from bench_upstreams import expected_text
+from bench_upstreams import DEFAULT_TEXTS, expected_text
 from bench_workload import request_body
 
 FreshProxy = Callable[[Direction, str], AbstractAsyncContextManager[Child]]
@@ -67,19 +74,23 @@ class Meter:
 
     procs: dict[str, int | None]  # name: pid (None: this process)
     used: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # path: name: uses
+    pids: dict[str, list[int]] = field(default_factory=dict)  # name: the process's family
+
+    def __post_init__(self) -> None:
+        self.pids = {name: members(pid) for name, pid in self.procs.items()}
 
     @staticmethod
-    def _now(pid: int | None) -> list[float] | None:
-        cpu, calls = cpu_seconds(pid), io_calls(pid)
+    def _now(pids: list[int]) -> list[float] | None:
+        cpu, calls = cpu_seconds(pids), io_calls(pids)
         return None if cpu is None or calls is None else [cpu, *calls]
 
     @contextmanager
     def measure(self, path: str) -> Iterator[None]:
-        before = {name: self._now(pid) for name, pid in self.procs.items()}
+        before = {name: self._now(pids) for name, pids in self.pids.items()}
         yield
         used = self.used.setdefault(path, {})
-        for name, pid in self.procs.items():
-            now, then = self._now(pid), before[name]
+        for name, pids in self.pids.items():
+            now, then = self._now(pids), before[name]
             if now is not None and then is not None:
                 sums = used.setdefault(name, [0.0, 0.0, 0.0])
                 for i, (a, b) in enumerate(zip(now, then, strict=True)):
@@ -107,14 +118,13 @@ class Meter:
 @dataclass
 class Bench:
     args: argparse.Namespace
-    session: aiohttp.ClientSession
     upstreams: dict[str, Upstream]  # by dialect
     proxies: dict[str, Child]  # the shared proxy by upstream dialect; empty with --no-proxy
     fresh_proxy: FreshProxy  # a new proxy process for one direction, in front of a base URL
 
     def runner(self) -> Runner:
         a = self.args
-        return Runner(self.session, a.timeout, a.max_failures, a.max_seconds)
+        return Runner(a.timeout, a.max_failures, a.max_seconds)
 
     def body(self, workload: str, dialect: str, stream: bool) -> bytes:
         a = self.args
@@ -124,17 +134,19 @@ class Bench:
                 proxy: str | None = None, chunks: int | None = None) -> list[Target]:
         """The direct path (the upstream's own dialect), then the proxy path (the client's)."""
         up, a = self.upstreams[d.dialect], self.args
+        if base is None and a.chunk_gap_ms:
+            base = up.paced(DEFAULT_TEXTS[d.dialect], a.chunk_gap_ms)
         expect = expected_text(d.dialect, chunks) if up.fake else None
         headers = request_headers(d.dialect, up.key)
         body = self.body(workload, d.dialect, stream)
-        out = [Target("direct", up.endpoint(base), body, headers, d.dialect, stream, expect)]
+        out = [target("direct", up.endpoint(base), body, headers, d.dialect, stream, expect)]
         if proxy is None and d.dialect in self.proxies:
             proxy = self.proxies[d.dialect].url
         if proxy and not a.no_proxy:
             body = self.body(workload, d.client, stream)
             headers = request_headers(d.client, "bench")
             url = proxy + CLIENT_PATHS[d.client]
-            out.append(Target("proxy", url, body, headers, d.client, stream, expect))
+            out.append(target("proxy", url, body, headers, d.client, stream, expect))
         return out
 
     def meter(self, d: Direction, proxy: int | None = None, bench: bool = True) -> Meter:
@@ -163,6 +175,7 @@ def progress(label: str, total: int, seconds: float | None = None) -> Progress:
 def scenario(name: str, d: Direction, workload: str, conc: int, count: int, warmup: int,
              stats: dict[str, PathStats], runner: Runner, paths: list[Target],
              extra: dict[str, Any]) -> Scenario:
+    runner.close()
     extra["body_bytes"] = {t.name: len(t.body) for t in paths}
     sc = Scenario(name, d.name, conc, count, warmup, stats, dict(runner.errors), extra=extra,
                   workload=workload)
@@ -178,7 +191,7 @@ async def latency(b: Bench, d: Direction, workload: str) -> Scenario:
         samples = await runner.start(bar).interleaved(paths, count, meter.measure)
     stats = {name: PathStats.of(s, None) for name, s in samples.items()}
     walls = {name: sum(s.total for s in got) for name, got in samples.items()}
-    extra = meter.report(walls, samples)
+    extra = meter.report(walls, samples) | {"chunk_gap_ms": b.args.chunk_gap_ms}
     return scenario("latency", d, workload, 1, count, warmup, stats, runner, paths, extra)
 
 
@@ -187,17 +200,17 @@ async def concurrent_abba(runner: Runner, paths: list[Target], conc: int, count:
                           ) -> tuple[dict[str, PathStats], dict[str, Any]]:
     """Warm up each path, then run half the requests in the order A B, the other half B A.
     Returns the statistics and the wall time per path."""
-    for target in paths:
-        await runner.start().concurrent(target, warmup, conc)
+    for path in paths:
+        await runner.start().concurrent(path, warmup, conc)
     samples: dict[str, list[Sample]] = {t.name: [] for t in paths}
     walls = dict.fromkeys(samples, 0.0)
     async with progress(label, count * len(paths)) as bar:
-        for i, target in enumerate(paths + paths[::-1]):
+        for i, path in enumerate(paths + paths[::-1]):
             half = count // 2 if i < len(paths) else count - count // 2
-            with meter.measure(target.name):
-                got, wall = await runner.start(bar).concurrent(target, half, conc)
-            samples[target.name] += got
-            walls[target.name] += wall
+            with meter.measure(path.name):
+                got, wall = await runner.start(bar).concurrent(path, half, conc)
+            samples[path.name] += got
+            walls[path.name] += wall
     stats = {name: PathStats.of(got, walls[name]) for name, got in samples.items()}
     return stats, meter.report(walls, samples)
 
@@ -207,6 +220,7 @@ async def throughput(b: Bench, d: Direction, workload: str, conc: int) -> Scenar
     count, warmup = b.count(b.args.requests, 150, 10000), b.warmup(conc)
     label = f"throughput {workload} {d.name} c={conc}"
     stats, extra = await concurrent_abba(runner, paths, conc, count, warmup, label, meter)
+    extra["chunk_gap_ms"] = b.args.chunk_gap_ms
     return scenario("throughput", d, workload, conc, count, warmup, stats, runner, paths, extra)
 
 
@@ -251,7 +265,9 @@ async def long_streams(b: Bench, d: Direction, workload: str) -> Scenario:
 @dataclass
 class Batches:
     """Long streams: per path a warm-up batch, then measured batches A B B A, keeping the
-    samples, the wall times and the CPU time the processes used meanwhile."""
+    samples, the wall times and the CPU time the processes used meanwhile. Every batch
+    runs, however many failed before: the connections a burst loses are what is measured,
+    and a batch ends by itself (--timeout)."""
 
     runner: Runner
     d: Direction
@@ -273,8 +289,6 @@ class Batches:
         for t in paths:
             self.samples[t.name], self.walls[t.name] = [], 0.0
         for i, t in enumerate(paths + paths[::-1]):
-            if sum(runner.errors.values()) > runner.max_failures:
-                break
             label = f"{name} {t.name} {i + 1}/{2 * len(paths)}"
             async with progress(label, n, self.seconds + self.spread) as bar:
                 with meter.measure(t.name):
