@@ -7,6 +7,10 @@ finish, then the rest are cancelled (their clients see a cut stream) and the ups
 sessions are closed. A second SIGINT (Ctrl-C) ends the wait at once; a second SIGTERM
 changes nothing.
 
+The listening socket (each worker's own, with several) takes LISTEN_BACKLOG connections
+waiting to be accepted, so a burst of clients connecting at once is held, not dropped;
+the effective value (the kernel cuts it to net.core.somaxconn) is logged at start.
+
 ``supervise`` (N > 1) starts N workers, each ``python -m proxy.workers`` running ``serve``
 with an app of its own: its own ClientSessions, key health and learned limits. They all
 bind the port with SO_REUSEPORT and the kernel spreads new connections across them. The
