@@ -32,6 +32,7 @@ class Settings:
     port: int = 3578
     workers: int = 1
     grace_period: float = 30.0
+    listen_backlog: int = 2048
     upstream_url: str = ""
     upstream_dialect: str = "openai"
     upstream_api_key: str = ""
@@ -123,6 +124,9 @@ SETTINGS = (
           "that dies is replaced"),
     _Spec("grace_period", "--grace-period", "seconds requests in flight (streams included) "
           "may take to finish after SIGTERM or SIGINT, before they are cut"),
+    _Spec("listen_backlog", "--listen-backlog", "connections the kernel may hold for the "
+          "proxy before it accepts them (per worker); a burst beyond it is dropped and "
+          "retried a second later. Linux caps it at net.core.somaxconn"),
     _Spec("upstream_url", "--upstream", "upstream base URL as its SDK takes it: OpenAI-compatible "
           "ending in /v1 (https://api.deepseek.com/v1), Anthropic without it "
           "(https://api.anthropic.com)"),

@@ -7,6 +7,10 @@ finish, then the rest are cancelled (their clients see a cut stream) and the ups
 sessions are closed. A second SIGINT (Ctrl-C) ends the wait at once; a second SIGTERM
 changes nothing.
 
+The listening socket (each worker's own, with several) takes LISTEN_BACKLOG connections
+waiting to be accepted, so a burst of clients connecting at once is held, not dropped;
+the effective value (the kernel cuts it to net.core.somaxconn) is logged at start.
+
 ``supervise`` (N > 1) starts N workers, each ``python -m proxy.workers`` running ``serve``
 with an app of its own: its own ClientSessions, key health and learned limits. They all
 bind the port with SO_REUSEPORT and the kernel spreads new connections across them. The
@@ -37,6 +41,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -52,6 +57,7 @@ RESTART_WINDOW = 10.0
 KILL_MARGIN = 5.0  # seconds past the grace period before the supervisor kills a worker
 POLL = 0.1  # seconds between the supervisor's looks at its workers
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's variable, not a setting
+PROC_NET = Path("/proc/sys/net")
 
 
 def check(settings: Settings) -> None:
@@ -59,6 +65,8 @@ def check(settings: Settings) -> None:
         raise SystemExit(f"llm-dialect-proxy: WORKERS must be 1 or more, not {settings.workers}.")
     if settings.grace_period < 0:
         raise SystemExit("llm-dialect-proxy: GRACE_PERIOD must be 0 or more seconds.")
+    if settings.listen_backlog < 1:
+        raise SystemExit("llm-dialect-proxy: LISTEN_BACKLOG must be 1 or more.")
     if settings.workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
         raise SystemExit("llm-dialect-proxy: --workers needs SO_REUSEPORT, which this system "
                          "lacks (Windows); run a single process.")
@@ -78,6 +86,8 @@ def serve(settings: Settings, *, supervisor: int = 0) -> None:
     app = create_app(settings)
     if supervisor:
         app.cleanup_ctx.append(_stop_when_orphaned(supervisor))
+    else:  # the supervisor said it for its workers
+        effective_backlog(settings.listen_backlog)
     loop = _event_loop()
     _stop_on_signals(loop, settings.grace_period)
     # aiohttp's shutdown waits shutdown_timeout for running handlers, then asks them to
@@ -87,6 +97,7 @@ def serve(settings: Settings, *, supervisor: int = 0) -> None:
     # the upstream request at once instead of at the next write; a shutdown does not.
     try:
         web.run_app(app, host=settings.host, port=settings.port, reuse_port=bool(supervisor),
+                    backlog=settings.listen_backlog,
                     shutdown_timeout=max(settings.grace_period, 0.002) / 2,
                     handle_signals=False, print=_listening(settings, supervisor), loop=loop,
                     **server_options())
@@ -106,6 +117,41 @@ def _listening(settings: Settings, supervisor: int) -> Callable[[str], None]:
         log.info("llm-dialect-proxy listening on %s with %s; point Claude Code at it with "
                  "ANTHROPIC_BASE_URL=%s", where, processes, where)
     return say
+
+
+def effective_backlog(requested: int, proc: Path = PROC_NET) -> int:
+    """The listen backlog the kernel will grant, logged: Linux cuts listen(2)'s silently
+    to net.core.somaxconn, and a burst of connections beyond it has its SYNs dropped (the
+    clients retry after 1 s, then 3 s, and some give up). Warns, with the sysctl that
+    raises the cap, when it is lower than asked; likewise for the SYN queue, which
+    tcp_max_syn_backlog bounds when SYN cookies are off. ``proc``: /proc/sys/net."""
+    somaxconn = _read_int(proc / "core" / "somaxconn")
+    if somaxconn is None:  # not Linux: the system applies its own cap, unseen
+        log.info("listen backlog %d", requested)
+        return requested
+    effective = min(requested, somaxconn)
+    if effective < requested:
+        log.warning("LISTEN_BACKLOG is %d, but the kernel cuts it to net.core.somaxconn = "
+                    "%d: more connections than that arriving at once will be dropped and "
+                    "retried a second later. Raise the cap with `sysctl -w "
+                    "net.core.somaxconn=%d` (persist it in /etc/sysctl.d/).",
+                    requested, somaxconn, requested)
+    else:
+        log.info("listen backlog %d (net.core.somaxconn %d)", effective, somaxconn)
+    syn = _read_int(proc / "ipv4" / "tcp_max_syn_backlog")
+    if _read_int(proc / "ipv4" / "tcp_syncookies") == 0 and syn is not None and syn < effective:
+        log.warning("SYN cookies are off and net.ipv4.tcp_max_syn_backlog is %d, below the "
+                    "listen backlog %d: a burst of connections may see SYNs dropped. Raise "
+                    "it with `sysctl -w net.ipv4.tcp_max_syn_backlog=%d`.", syn, effective,
+                    effective)
+    return effective
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -171,6 +217,7 @@ def supervise(settings: Settings, argv: Sequence[str]) -> int:
         log.error("%s:%s is already in use (another instance?); not starting workers",
                   settings.host, settings.port)
         return 1
+    effective_backlog(settings.listen_backlog)  # each worker's own listening socket
     with _workers_environment() as env:
         return _Supervisor(settings, argv, env).run()
 

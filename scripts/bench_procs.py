@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -140,20 +141,44 @@ async def wait_healthy(session: aiohttp.ClientSession, child: Child) -> None:
     raise RuntimeError(f"{child.name}: {url} not healthy within 20 s:\n{child.log_tail()}")
 
 
-def cpu_seconds(pid: int | None = None) -> float | None:
-    """User plus system CPU time so far of a process and its descendants (Linux /proc), or
-    of this process alone."""
-    if pid is None:
-        t = os.times()
-        return t.user + t.system
+def members(pid: int | None) -> list[int]:
+    """A process's family (`family`), or this process alone for None; resolved once per
+    measurement, since listing /proc costs milliseconds."""
+    return [os.getpid()] if pid is None else family(pid)
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """CPU time so far of the processes `pids` (the first one must exist): from each live
+    thread's /proc/PID/task/TID/schedstat (Linux; nanoseconds, so a request of a few
+    milliseconds can be measured). None where there is no such file."""
     total = 0.0
-    for member in family(pid):
+    for pid in pids:
         try:
-            stat = Path(f"/proc/{member}/stat").read_text()
+            tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:
-            if member == pid:
+            if pid == pids[0]:
                 return None
             continue
-        fields = stat.rsplit(")", 1)[1].split()  # after the name, which may hold spaces
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in tasks:
+            with contextlib.suppress(OSError):  # a thread that just ended
+                stat = Path(f"/proc/{pid}/task/{task}/schedstat").read_text()
+                total += int(stat.split()[0]) / 1e9
     return total
+
+
+def io_calls(pids: list[int]) -> tuple[int, int] | None:
+    """Read and write system calls so far (Linux /proc/PID/io: ``syscr``, ``syscw``) of
+    the processes `pids`. An event loop reads a socket with read(2), so the reads say how
+    many pieces the bytes it took arrived in."""
+    reads = writes = 0
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/io").read_text().splitlines()
+        except OSError:
+            if pid == pids[0]:
+                return None
+            continue
+        fields = dict(line.split(": ", 1) for line in lines if ": " in line)
+        reads += int(fields.get("syscr", 0))
+        writes += int(fields.get("syscw", 0))
+    return reads, writes

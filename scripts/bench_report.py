@@ -1,9 +1,8 @@
-"""The benchmark's numbers: statistics per path, the targets, the tables, JSON and a plot."""
+"""The benchmark's numbers: statistics per path, the targets, the tables and the summary."""
 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -33,7 +32,7 @@ DIRECTIONS = {
 }
 THROUGHPUT_AT = 64  # the concurrency the throughput target applies at
 LONG_P99_RATIO = 1.3  # long streams: proxy p99 total time at most this times direct's
-LONG_RSS_MB = 100.0  # ... and the proxy's peak resident memory under this
+LONG_RSS_MB = {"claude-code": 150.0, "light": 100.0}  # ... and the proxy's peak RSS at most
 NONSTREAM_AT, NONSTREAM_RATIO = 32, 0.15  # non-streaming: rate at least this share of direct's
 
 
@@ -47,27 +46,33 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return values[low] + (values[high] - values[low]) * (rank - low)
 
 
+def pcts(values: list[float]) -> list[float]:
+    values.sort()
+    return [percentile(values, p) for p in PCTS]
+
+
 @dataclass
 class PathStats:
     ok: int
     failed: int
-    ttfb_ms: list[float]  # p50, p95, p99
+    ttfb_ms: list[float]  # p50, p95, p99: first body bytes
     total_ms: list[float]
     rps: float
+    ttfc_ms: list[float] = field(default_factory=list)  # first text content
+    reads: float = math.nan  # body reads per answer, on average
+    lost: int = 0  # connections lost before the response head
 
     @classmethod
     def of(cls, samples: list[Sample], wall: float | None) -> PathStats:
         """`wall` None: sequential requests, so req/s is 1 / mean total time."""
         good = [s for s in samples if s.error is None]
-        ttfb = sorted(s.ttfb * 1000 for s in good)
-        total = sorted(s.total * 1000 for s in good)
+        total = [s.total * 1000 for s in good]
         busy = wall if wall is not None else sum(total) / 1000
         rps = len(good) / busy if busy else math.nan
-        pcts = [percentile(ttfb, p) for p in PCTS], [percentile(total, p) for p in PCTS]
-        return cls(len(good), len(samples) - len(good), *pcts, rps)
-
-    def row(self) -> list[float]:
-        return [*self.ttfb_ms, *self.total_ms, self.rps]
+        reads = sum(s.reads for s in good) / len(good) if good else math.nan
+        lost = sum(1 for s in samples if s.error is not None and not s.head)
+        return cls(len(good), len(samples) - len(good), pcts([s.ttfb * 1000 for s in good]),
+                   pcts(total), rps, pcts([s.ttfc * 1000 for s in good]), reads, lost)
 
 
 @dataclass
@@ -76,6 +81,8 @@ class Check:
     value: float
     target: str
     passed: bool
+    direct: str = ""  # what the direct path did, as the summary shows it
+    proxy: str = ""
 
 
 @dataclass
@@ -88,7 +95,8 @@ class Scenario:
     paths: dict[str, PathStats]
     errors: dict[str, int]
     checks: list[Check] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # long streams: shape, memory, deltas
+    extra: dict[str, Any] = field(default_factory=dict)  # shapes, memory, CPU, deltas
+    workload: str = "claude-code"
 
     def evaluate(self, d: Direction) -> None:
         if "proxy" not in self.paths:
@@ -96,37 +104,56 @@ class Scenario:
         direct, proxy, add = self.paths["direct"], self.paths["proxy"], self.checks.append
         if self.scenario == "latency":
             added = proxy.total_ms[0] - direct.total_ms[0]
-            name = "proxy-added p50 total (ms), c=1"
-            add(Check(name, added, f"<= {d.max_added_ms}", added <= d.max_added_ms))
+            ttfc = proxy.ttfc_ms[0] - direct.ttfc_ms[0]
+            name = "c=1: proxy-added p50 total (ms)"
+            add(Check(name, added, f"<= +{d.max_added_ms:g}", added <= d.max_added_ms,
+                      f"p50 {direct.total_ms[0]:.2f} ms",
+                      f"p50 {proxy.total_ms[0]:.2f} ms (content {ttfc:+.2f} ms)"))
         elif self.scenario == "throughput" and self.concurrency == THROUGHPUT_AT:
             ratio = proxy.rps / direct.rps
-            name = f"throughput ratio (proxy/direct), c={THROUGHPUT_AT}"
-            add(Check(name, ratio, f">= {d.min_ratio}", ratio >= d.min_ratio))
+            name = f"c={THROUGHPUT_AT}: req/s, proxy/direct"
+            add(Check(name, ratio, f">= {d.min_ratio:g}", ratio >= d.min_ratio,
+                      f"{direct.rps:.0f} req/s", f"{proxy.rps:.0f} req/s"))
         elif self.scenario == "non-streaming" and self.concurrency == NONSTREAM_AT:
             ratio = proxy.rps / direct.rps
-            name = f"non-streaming rate ratio, c={NONSTREAM_AT}"
-            add(Check(name, ratio, f">= {NONSTREAM_RATIO}", ratio >= NONSTREAM_RATIO))
+            name = f"non-streaming c={NONSTREAM_AT}: req/s, proxy/direct"
+            add(Check(name, ratio, f">= {NONSTREAM_RATIO:g}", ratio >= NONSTREAM_RATIO,
+                      f"{direct.rps:.0f} req/s", f"{proxy.rps:.0f} req/s"))
         elif self.scenario == "long-streams":
-            n, launched = self.concurrency, self.extra["launched"]
-            done = proxy.ok
-            add(Check(f"{n} streams: proxy complete", done, f"= {launched}", done == launched))
-            ratio = proxy.total_ms[2] / direct.total_ms[2]
-            name = f"{n} streams: p99 total ratio"
-            add(Check(name, ratio, f"<= {LONG_P99_RATIO}", ratio <= LONG_P99_RATIO))
-            peak = self.extra.get("proxy_peak_rss_mb")
-            if peak is not None:
-                name = f"{n} streams: proxy peak RSS (MB)"
-                add(Check(name, peak, f"< {LONG_RSS_MB:g}", peak < LONG_RSS_MB))
+            self._evaluate_long(direct, proxy)
+
+    def _evaluate_long(self, direct: PathStats, proxy: PathStats) -> None:
+        n, launched, add = self.concurrency, self.extra["launched"], self.checks.append
+
+        def done(p: PathStats) -> str:
+            return f"{p.ok}/{launched} complete, {p.lost} lost"
+
+        add(Check(f"{n} at once: streams complete", proxy.ok, f"= {launched}",
+                  proxy.ok == launched, done(direct), done(proxy)))
+        ratio = proxy.total_ms[2] / direct.total_ms[2]
+        ttfc = proxy.ttfc_ms[2] / direct.ttfc_ms[2]
+        add(Check(f"{n} at once: p99 total, proxy/direct", ratio, f"<= {LONG_P99_RATIO:g}",
+                  ratio <= LONG_P99_RATIO, f"p99 {direct.total_ms[2]:.0f} ms, content "
+                  f"{direct.ttfc_ms[2]:.0f} ms", f"p99 {proxy.total_ms[2]:.0f} ms, content "
+                  f"{proxy.ttfc_ms[2]:.0f} ms ({ttfc:.2f}x)"))
+        peak = self.extra.get("proxy_peak_rss_mb")
+        if peak is not None:
+            limit = LONG_RSS_MB[self.workload]
+            idle = f"idle {self.extra['proxy_idle_rss_mb']:.0f} MB"
+            add(Check(f"{n} at once: proxy peak RSS (MB)", peak, f"<= {limit:g}",
+                      peak <= limit, "", idle))
 
 
 # --- tables ---------------------------------------------------------------------------------------
 
 
 def table_row(label: str, cells: Sequence[str]) -> str:
-    return f"{label:<14}" + "".join(f"{c:>10}" for c in cells)
+    return f"{label:<14}" + "".join(f"{c:>9}" for c in cells)
 
 
 def number(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
     return f"{value:.0f}" if value == int(value) and abs(value) >= 10 else f"{value:.3f}"
 
 
@@ -140,32 +167,45 @@ def heading(sc: Scenario) -> str:
         how = f"{sc.requests} requests per path, alternating, {sc.warmup} warm-up"
     elif sc.scenario == "long-streams":
         shape = f"{x['chunks']} chunks {x['delay_ms']} ms apart" if x["paced"] else "real upstream"
-        how = f"{sc.concurrency} concurrent streams ({shape}, starts spread over "
-        how += f"{x['spread_ms']} ms), {x['batches']} batches per path in the order A B B A, "
-        how += f"{sc.warmup} warm-up"
+        start = ("all connecting at once" if not x["spread_ms"]
+                 else f"starts spread over {x['spread_ms']} ms")
+        how = f"{sc.concurrency} concurrent streams ({shape}, {start}), {x['batches']} "
+        how += f"batches per path in the order A B B A, {sc.warmup} warm-up"
     else:
         how = f"{sc.requests} requests per path, halves A B B A, {sc.warmup} warm-up"
-    return f"== {sc.scenario}, {sc.direction}, concurrency {sc.concurrency}: {how}"
+    if x.get("chunk_gap_ms"):
+        how += f", text chunks {x['chunk_gap_ms']} ms apart"
+    body = x.get("body_bytes")
+    size = f", {body['proxy'] / 1000:.1f} KB requests" if body and "proxy" in body else ""
+    return f"== {sc.scenario}, {sc.workload}{size}, {sc.direction}, c={sc.concurrency}: {how}"
+
+
+COLUMNS = ["ttfb p50", "p99", "content50", "p99", "total p50", "p95", "p99", "req/s", "reads"]
 
 
 def print_scenario(sc: Scenario) -> None:
     print("\n" + heading(sc))
-    print(table_row("path", ["ttfb p50", "p95", "p99", "total p50", "p95", "p99", "req/s"]), end="")
-    print(f"{'ok':>7}{'failed':>7}")
+    print(table_row("path", COLUMNS) + f"{'ok':>7}{'failed':>7}")
+    rows = {name: [*st.ttfb_ms[::2], *st.ttfc_ms[::2], *st.total_ms, st.rps, st.reads]
+            for name, st in sc.paths.items()}
     for name, st in sc.paths.items():
-        print(table_row(name, [f"{v:.3f}" for v in st.row()[:-1]] + [f"{st.rps:.1f}"]), end="")
-        print(f"{st.ok:>7}{st.failed:>7}")
-    if "proxy" in sc.paths:
-        pairs = zip(sc.paths["proxy"].row(), sc.paths["direct"].row(), strict=True)
+        cells = [f"{v:.2f}" for v in rows[name][:-2]] + [f"{st.rps:.1f}", f"{st.reads:.1f}"]
+        print(table_row(name, cells) + f"{st.ok:>7}{st.failed:>7}")
+    if "proxy" in rows:
+        pairs = zip(rows["proxy"], rows["direct"], strict=True)
         ratios = [f"{p / d:.2f}x" if d and math.isfinite(p / d) else "-" for p, d in pairs]
         print(table_row("proxy/direct", ratios))
     x = sc.extra
+    for path, used in x.get("per_request", {}).items():
+        shares = x.get("cpu_share", {}).get(path, {})
+        each = [f"{proc} {u['cpu_ms']:.2f} ms CPU ({shares.get(proc, math.nan):.0%} of a core), "
+                f"{u['reads']:.0f} reads, {u['writes']:.0f} writes" for proc, u in used.items()]
+        print(f"per {path} request: " + "; ".join(each))
     if sc.scenario == "long-streams":
         deltas = ", ".join(f"{k} {lo}-{hi}" for k, (lo, hi) in x["text_deltas"].items())
         print(f"text deltas per complete stream: {deltas}")
-        for path, used in x.get("cpu_share", {}).items():
-            shares = ", ".join(f"{proc} {share:.0%}" for proc, share in used.items())
-            print(f"CPU while {path} batches ran (share of one core): {shares}")
+        lost = ", ".join(f"{k} {p.lost}" for k, p in sc.paths.items())
+        print(f"connections lost before the response head: {lost}")
         if x.get("proxy_peak_rss_mb") is not None:
             idle, peak = x["proxy_idle_rss_mb"], x["proxy_peak_rss_mb"]
             print(f"proxy resident memory: {idle:.1f} MB idle, peak {peak:.1f} MB")
@@ -176,71 +216,15 @@ def print_scenario(sc: Scenario) -> None:
 
 
 def print_summary(scenarios: list[Scenario]) -> None:
-    checks = [(sc.direction, c) for sc in scenarios for c in sc.checks]
-    if not checks:
+    """The targets of issue 14 in one table, grouped by workload."""
+    rows = [(sc.workload, sc.direction, c) for sc in scenarios for c in sc.checks]
+    if not rows:
         return
-    print("\n== targets")
-    for direction, check in checks:
-        line = f"{direction:<16}{check.name:<42}{number(check.value):>9}  {check.target:<8}"
-        print(f"{line}  {verdict(check)}")
-    passed = sum(c.passed for _, c in checks)
-    print(f"{passed} of {len(checks)} targets met")
-
-
-# --- the plot -------------------------------------------------------------------------------------
-
-
-def plot(path: str, scenarios: list[Scenario], title: str) -> bool:
-    """p50 total time per direction, direct beside proxy, whiskers to p99; one panel per
-    scenario. False, with a message, when matplotlib is not installed."""
-    try:
-        import matplotlib  # type: ignore[import-not-found, unused-ignore]
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        print(
-            "bench: --plot needs matplotlib, which is not installed "
-            "(pip install 'llm-dialect-proxy[plot]' or pip install matplotlib); no plot written",
-            file=sys.stderr,
-        )
-        return False
-    panels: dict[tuple[str, int], list[Scenario]] = {}
-    for sc in scenarios:
-        panels.setdefault((sc.scenario, sc.concurrency), []).append(sc)
-    cols = min(2, len(panels)) or 1
-    rows = -(-len(panels) // cols) or 1
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)
-    for ax, ((name, conc), group) in zip(axes.flat, panels.items(), strict=False):
-        labels = [sc.direction for sc in group]
-        for k, way in enumerate(("direct", "proxy")):
-            xs = [i + (k - 0.5) * 0.38 for i in range(len(group))]
-            stats = [sc.paths.get(way) for sc in group]
-            p50 = [s.total_ms[0] if s else 0.0 for s in stats]
-            p99 = [s.total_ms[2] - s.total_ms[0] if s else 0.0 for s in stats]
-            ax.bar(xs, p50, 0.38, yerr=[[0.0] * len(p50), p99], capsize=3, label=way)
-        for i, sc in enumerate(group):  # the ratio that scenario's target is about
-            direct, proxy = sc.paths.get("direct"), sc.paths.get("proxy")
-            if direct and proxy and name in ("throughput", "non-streaming"):
-                note = f"rate {proxy.rps / direct.rps:.2f}x"
-            elif direct and proxy:
-                note = f"p99 {proxy.total_ms[2] / direct.total_ms[2]:.2f}x"
-            else:
-                continue
-            top = max(proxy.total_ms[2], direct.total_ms[2])
-            ax.annotate(note, (i, top), ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(group)), labels)
-        ax.margins(y=0.12)
-        ax.set_ylabel("total time, ms (p50, whisker to p99)")
-        peak = [sc.extra.get("proxy_peak_rss_mb") for sc in group if name == "long-streams"]
-        peaks = "/".join(f"{p:.0f}" for p in peak if p)
-        memory = f", proxy peak RSS {peaks} MB" if peaks else ""
-        ax.set_title(f"{name}, c={conc}{memory}", fontsize=10)
-        ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    print("\n== targets (direct and proxy measured side by side in this run)")
+    head = f"{'workload':<12}{'direction':<16}{'target':<40}{'direct':<34}{'proxy':<44}"
+    print(head + f"{'value':>9}  {'wanted':<9} verdict")
+    for workload, direction, c in rows:
+        line = f"{workload:<12}{direction:<16}{c.name:<40}{c.direct:<34}{c.proxy:<44}"
+        print(line + f"{number(c.value):>9}  {c.target:<9} {verdict(c)}")
+    passed = sum(c.passed for _, _, c in rows)
+    print(f"{passed} of {len(rows)} targets met")

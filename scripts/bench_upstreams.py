@@ -2,11 +2,12 @@
 """The benchmark's fast fake upstreams, one process each: ``bench_upstreams.py PORT DIALECT``.
 
 ``openai``: ``POST /v1/chat/completions`` answers a precomputed stream of 200 choice chunks
-(role chunk, 198 content chunks of a few words, finish chunk), then a usage chunk and
+(role chunk, 198 content chunks of four words, finish chunk), then a usage chunk and
 ``data: [DONE]``. ``anthropic``: ``POST /v1/messages`` answers a precomputed 200-chunk
 Messages stream (message_start, content_block_start, ping, 197 text_delta frames,
 content_block_stop, message_delta with usage, message_stop; each ``event: X\\ndata: {json}``).
-Each chunk is its own write, as fast as the connection takes them.
+Every frame is prebuilt as one HTTP/1.1 chunk and goes out with one transport write
+(``bench_fake_http.py`` says how, and why not through aiohttp's server).
 
 Paced streams, for the long-streams scenario: the same paths under ``/paced/N/MS`` (so a
 proxy's upstream URL can carry them) answer N text chunks MS milliseconds apart: the
@@ -15,17 +16,20 @@ a fixed schedule (a slow reader does not slow the clock), the closing frames rig
 the last. A 1000 of them cost a timer and a write per chunk each.
 
 A body with ``"stream": false`` gets the whole answer as one JSON object instead (the same
-text). Keys are not checked. ``GET /health`` answers ``ok``.
+text); the body is searched for that, not parsed. Keys are not checked. ``GET /health``
+answers ``ok``. ``--no-chunk-yield``: write a stream's chunks back to back (see
+bench_fake_http.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from typing import Any
 
 import orjson
-from aiohttp import web
+from bench_fake_http import Reply, Stream, chunk, serve, whole
 
 HOST = "127.0.0.1"
 MODEL = "fake-model"
@@ -35,10 +39,13 @@ DEFAULT_TEXTS = {"openai": OPENAI_CONTENT_CHUNKS, "anthropic": ANTHROPIC_TEXT_DE
 PATHS = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "tokens"]
 OUTPUT_TOKENS = 600
+NOT_STREAMED = re.compile(rb'"stream"\s*:\s*false')
+PACED = re.compile(r"/paced/(\d+)/(\d+)(/.*)")
 
 
 def texts(count: int) -> list[str]:
-    return [" ".join(WORDS[(i + k) % len(WORDS)] for k in range(3)) + " " for i in range(count)]
+    """`count` text pieces of four words each, as a model streams them."""
+    return [" ".join(WORDS[(i + k) % len(WORDS)] for k in range(4)) + " " for i in range(count)]
 
 
 def expected_text(dialect: str, count: int | None = None) -> str:
@@ -110,84 +117,58 @@ def whole_answer(dialect: str) -> bytes:
 STREAMS = {"openai": openai_stream, "anthropic": anthropic_stream}
 
 
-def make_app(dialect: str) -> web.Application:
-    """The fake upstream's routes: the plain path, the paced one, and /health."""
-    start, body, end = STREAMS[dialect]()
-    unpaced, whole = start + body + end, whole_answer(dialect)
-    paced_cache: dict[int, Parts] = {}
-    sse = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+class Answers:
+    """One dialect's answers, framed once; paced ones framed once per chunk count."""
 
-    async def stream_wanted(request: web.Request) -> bool:
-        try:
-            return bool(orjson.loads(await request.read()).get("stream"))
-        except (orjson.JSONDecodeError, AttributeError):
-            return True
+    def __init__(self, dialect: str) -> None:
+        self.dialect, self.path = dialect, PATHS[dialect]
+        self.whole = whole("200 OK", "application/json", whole_answer(dialect))
+        self.unpaced = self.framed(OPENAI_CONTENT_CHUNKS if dialect == "openai"
+                                   else ANTHROPIC_TEXT_DELTAS)
+        self.paced: dict[int, Stream] = {}
 
-    async def answer(request: web.Request) -> web.StreamResponse:
-        if not await stream_wanted(request):
-            return web.Response(body=whole, content_type="application/json")
-        resp = web.StreamResponse(headers=sse)
-        await resp.prepare(request)
-        for chunk in unpaced:
-            await resp.write(chunk)
-        await resp.write_eof()
-        return resp
+    def framed(self, count: int, delay: float = 0.0) -> Stream:
+        head, texts_, tail = STREAMS[self.dialect](count)
+        frames = [chunk(f) for f in head + texts_ + tail]
+        return Stream(frames, len(head), len(head) + len(texts_), delay)
 
-    async def paced(request: web.Request) -> web.StreamResponse:
-        count = int(request.match_info["count"])
-        delay = int(request.match_info["ms"]) / 1000
-        if not 0 < count <= 100_000 or not 0 <= delay <= 60:
-            raise web.HTTPBadRequest(text="paced: 0 < N <= 100000 chunks, 0 <= MS <= 60000")
-        if not await stream_wanted(request):
-            return web.Response(body=whole, content_type="application/json")
-        if count not in paced_cache:
-            paced_cache[count] = STREAMS[dialect](count)
-        head, texts_, tail = paced_cache[count]
-        resp = web.StreamResponse(headers=sse)
-        await resp.prepare(request)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        for chunk in head:
-            await resp.write(chunk)
-        for i, chunk in enumerate(texts_, 1):
-            await asyncio.sleep(t0 + i * delay - loop.time())  # a fixed schedule, no drift
-            await resp.write(chunk)
-        for chunk in tail:
-            await resp.write(chunk)
-        await resp.write_eof()
-        return resp
-
-    async def health(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post(PATHS[dialect], answer)
-    app.router.add_post("/paced/{count:\\d+}/{ms:\\d+}" + PATHS[dialect], paced)
-    app.router.add_get("/health", health)
-    return app
+    def route(self, method: str, path: str, body: bytes) -> Reply:
+        if method == "GET" and path == "/health":
+            return whole("200 OK", "text/plain", b"ok")
+        if method != "POST":
+            return whole("404 Not Found", "text/plain", b"not found")
+        if path == self.path:
+            return self.whole if NOT_STREAMED.search(body) else self.unpaced
+        paced = PACED.fullmatch(path)
+        if paced is None or paced.group(3) != self.path:
+            return whole("404 Not Found", "text/plain", b"not found")
+        count, ms = int(paced.group(1)), int(paced.group(2))
+        if not 0 < count <= 100_000 or not 0 <= ms <= 60_000:
+            return whole("400 Bad Request", "text/plain",
+                         b"paced: 0 < N <= 100000 chunks, 0 <= MS <= 60000")
+        if NOT_STREAMED.search(body):
+            return self.whole
+        key = count * 100_000 + ms
+        if key not in self.paced:
+            self.paced[key] = self.framed(count, ms / 1000)
+        return self.paced[key]
 
 
-def serve(port: int, dialect: str) -> None:
-    loop: asyncio.AbstractEventLoop
+def main(argv: list[str]) -> None:
+    args = [a for a in argv if a != "--no-chunk-yield"]
+    if len(args) != 2 or args[1] not in PATHS:
+        sys.exit("usage: bench_upstreams.py PORT openai|anthropic [--no-chunk-yield]")
+    answers = Answers(args[1])
     try:
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
     except ImportError:
-        loop = asyncio.new_event_loop()
-    web.run_app(
-        make_app(dialect),
-        host=HOST,
-        port=port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=1,
-        backlog=4096,
-        loop=loop,
-    )
+        runner = asyncio.Runner()
+    with runner:
+        runner.run(serve(HOST, int(args[0]), answers.route,
+                         chunk_yield="--no-chunk-yield" not in argv))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[2] not in ("openai", "anthropic"):
-        sys.exit("usage: bench_upstreams.py PORT openai|anthropic")
-    serve(int(sys.argv[1]), sys.argv[2])
+    main(sys.argv[1:])

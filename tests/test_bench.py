@@ -1,4 +1,6 @@
-"""scripts/bench.py --quick runs end to end: every scenario and direction, no failures.
+"""scripts/bench.py --quick runs end to end: every scenario, workload and direction, no
+failures; and its parts: the workloads' bodies, the fake upstream's writes, the load
+generator's HTTP parser, the checks of what comes back.
 
 Only that the benchmark works and checks what it receives is tested here, never how fast
 this machine is: no timing, no target's verdict is asserted.
@@ -6,6 +8,7 @@ this machine is: no timing, no target's verdict is asserted.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -15,47 +18,70 @@ from pathlib import Path
 import orjson
 import pytest
 
+from proxy.dialects.anthropic.request_parse import parse_request as parse_anthropic
+from proxy.dialects.openai.request_parse import parse_request as parse_openai
+from tests.support import splits
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
+from bench_client import ResponseParser  # noqa: E402
+from bench_fake_http import LAST_CHUNK, SSE_HEAD, FakeHTTP, Pacer, chunk  # noqa: E402
 from bench_load import check_stream, check_whole  # noqa: E402
 from bench_scenarios import Upstream  # noqa: E402
-from bench_upstreams import anthropic_stream, expected_text, openai_stream, whole_answer  # noqa: E402
+from bench_upstreams import (  # noqa: E402
+    Answers,
+    anthropic_stream,
+    expected_text,
+    openai_stream,
+    whole_answer,
+)
+from bench_workload import claude_code_body, light_body  # noqa: E402
 
 DIRECTIONS = {"a2o", "o2a", "relay-openai", "relay-anthropic"}
+WORKLOADS = {"claude-code", "light"}
 SCENARIOS = {"latency": 1, "throughput": 64, "long-streams": 100, "non-streaming": 32}
 CHECKS = {"latency": 1, "throughput": 1, "long-streams": 3, "non-streaming": 1}
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "scripts/bench.py", "--no-progress", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240)
 
 
-def test_quick_bench_covers_every_scenario_and_direction(tmp_path: Path) -> None:
+def test_quick_bench_covers_every_scenario_workload_and_direction(tmp_path: Path) -> None:
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     done = run_bench("--quick", "--json", str(out), "--plot", str(png))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     doc = orjson.loads(out.read_bytes())
-    scenarios = {(sc["scenario"], sc["direction"]): sc for sc in doc["scenarios"]}
-    assert set(scenarios) == {(s, d) for s in SCENARIOS for d in DIRECTIONS}
-    for (name, direction), sc in scenarios.items():
-        key = (name, direction)
+    scenarios = {(sc["scenario"], sc["workload"], sc["direction"]): sc for sc in doc["scenarios"]}
+    assert set(scenarios) == {(s, w, d) for s in SCENARIOS for w in WORKLOADS for d in DIRECTIONS}
+    for (name, workload, direction), sc in scenarios.items():
+        key = (name, workload, direction)
         assert sc["concurrency"] == SCENARIOS[name], key
         assert set(sc["paths"]) == {"direct", "proxy"}, key
         for path_name, path in sc["paths"].items():
             assert path["ok"] > 0 and path["failed"] == 0, (key, path_name, path)
+            assert path["reads"] >= 1 and len(path["ttfc_ms"]) == 3, (key, path_name)
         assert sc["errors"] == {}, key
         assert len(sc["checks"]) == CHECKS[name], key
         assert all(type(check["passed"]) is bool for check in sc["checks"]), key
-    for direction in DIRECTIONS:
-        long = scenarios["long-streams", direction]
-        extra = long["extra"]
-        assert long["paths"]["proxy"]["ok"] == extra["launched"] == 200  # every stream, whole
-        assert extra["proxy_peak_rss_mb"] > extra["proxy_idle_rss_mb"] * 0.5 > 0
-        assert extra["text_deltas"]["direct"] == [20, 20]  # the fake's 20 chunks, each its own
-        assert 1 <= extra["text_deltas"]["proxy"][0] <= extra["text_deltas"]["proxy"][1] <= 20
-    assert len(doc["targets"]) == sum(CHECKS.values()) * len(DIRECTIONS)
+        size = sc["extra"]["body_bytes"]["proxy"]
+        assert 70_000 < size < 76_000 if workload == "claude-code" else size < 300, key
+        proxy = sc["extra"]["per_request"]["proxy"]["proxy"]
+        assert proxy["cpu_ms"] > 0 and proxy["reads"] >= 1, key  # the proxy did the work
+    for workload in WORKLOADS:
+        for direction in DIRECTIONS:
+            long = scenarios["long-streams", workload, direction]
+            extra = long["extra"]
+            assert long["paths"]["proxy"]["ok"] == extra["launched"] == 200  # every stream, whole
+            assert long["paths"]["proxy"]["lost"] == 0
+            assert extra["spread_ms"] == 0  # all at once
+            assert extra["proxy_peak_rss_mb"] > extra["proxy_idle_rss_mb"] * 0.5 > 0
+            assert extra["text_deltas"]["direct"] == [20, 20]  # the fake's 20 chunks, each its own
+            assert 1 <= extra["text_deltas"]["proxy"][0] <= extra["text_deltas"]["proxy"][1] <= 20
+    assert len(doc["targets"]) == sum(CHECKS.values()) * len(DIRECTIONS) * len(WORKLOADS)
+    assert doc["workloads"] == ["claude-code", "light"]
     assert "== targets" in done.stdout and "peak" in done.stdout
     assert png.exists() or "needs matplotlib" in done.stderr
 
@@ -135,3 +161,158 @@ def test_paced_urls() -> None:
     assert real.endpoint() == "https://api.example.com/v1/messages"
     real = Upstream("openai", "https://api.example.com/v1", "k", "m", fake=False)
     assert real.paced(100, 20) == real.base
+
+
+# --- the workloads ------------------------------------------------------------------------
+
+
+def test_the_claude_code_workload_is_the_issue_s_shape() -> None:
+    raw = claude_code_body("anthropic", "m", True)
+    assert raw == claude_code_body("anthropic", "m", True)  # fixed bytes, run after run
+    assert 72_000 <= len(raw) <= 74_000
+    body = orjson.loads(raw)
+    assert len(body["system"]) == 2 and all("cache_control" in b for b in body["system"])
+    assert 28_000 <= sum(len(b["text"]) for b in body["system"]) <= 32_000
+    assert len(body["tools"]) == 20
+    sizes = [len(t["description"]) for t in body["tools"]]
+    assert min(sizes) == 300 and max(sizes) == 1500
+    assert all(t["input_schema"]["additionalProperties"] is False for t in body["tools"])
+    first, call, result = body["messages"]
+    assert first["content"][0]["text"].startswith("<system-reminder>")
+    assert call["content"][1]["type"] == "tool_use"
+    assert result["content"][0]["type"] == "tool_result"
+    assert len(result["content"][0]["content"]) == 2500
+    assert body["max_tokens"] == 32000 and body["stream"] is True
+    assert orjson.loads(body["metadata"]["user_id"])["session_id"]  # a JSON-encoded string
+    parsed = parse_anthropic(body)  # the proxy takes it whole, dropping nothing
+    assert parsed.dropped == () and len(parsed.tools) == 20 and parsed.max_tokens == 32000
+
+
+def test_the_openai_twin_says_the_same() -> None:
+    anthropic = parse_anthropic(orjson.loads(claude_code_body("anthropic", "m", True)))
+    body = orjson.loads(claude_code_body("openai", "m", True))
+    assert body["stream_options"] == {"include_usage": True}
+    openai = parse_openai(body)
+    assert openai.dropped == ()
+    assert [m.role for m in openai.messages] == [m.role for m in anthropic.messages]
+    assert [t.name for t in openai.tools] == [t.name for t in anthropic.tools]
+    assert openai.user_id == anthropic.user_id and openai.max_tokens == anthropic.max_tokens
+    assert orjson.loads(claude_code_body("openai", "m", False))["stream"] is False
+    light = orjson.loads(light_body("openai", "m", True, "hi", 1024))
+    assert light["messages"] == [{"role": "user", "content": "hi"}]
+
+
+# --- the fake upstream's writes -----------------------------------------------------------
+
+
+class RecordingTransport:
+    """What a FakeHTTP connection writes, one element per write; pushes back on demand."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def settle(loop_turns: int = 500) -> None:
+    for _ in range(loop_turns):
+        await asyncio.sleep(0)
+
+
+def request(path: str, body: bytes) -> bytes:
+    return b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        path.encode(), len(body), body)
+
+
+@pytest.mark.parametrize("chunk_yield", [True, False])
+async def test_the_fake_writes_each_frame_as_one_chunk_with_one_write(chunk_yield: bool) -> None:
+    answers = Answers("openai")
+    conn = FakeHTTP(answers.route, Pacer(asyncio.get_running_loop()), chunk_yield)
+    transport = RecordingTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    wire = request("/v1/chat/completions", b'{"stream": true}')
+    for piece in (wire[:7], wire[7:30], wire[30:]):  # a request may come in pieces
+        conn.data_received(piece)
+    await settle()
+    head, texts, tail = openai_stream()
+    assert transport.writes == [SSE_HEAD, *(chunk(f) for f in head + texts + tail), LAST_CHUNK]
+    parser = ResponseParser()
+    assert parser.feed(b"".join(transport.writes)) and parser.status == 200
+    assert check_stream("openai", parser.body(), expected_text("openai")) == (None, len(texts))
+
+
+async def test_the_fake_waits_for_its_transport_to_drain() -> None:
+    conn = FakeHTTP(Answers("anthropic").route, Pacer(asyncio.get_running_loop()), True)
+    transport = RecordingTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    conn.data_received(request("/v1/messages", b"{}"))
+    await settle(3)
+    conn.pause_writing()  # the kernel did not take the last write whole
+    written = len(transport.writes)
+    await settle()
+    assert 1 < written == len(transport.writes)  # nothing more until it drained
+    conn.resume_writing()
+    await settle()
+    head, texts, tail = anthropic_stream()
+    frames = head + texts + tail
+    assert transport.writes == [SSE_HEAD, *(chunk(f) for f in frames), LAST_CHUNK]
+
+
+async def test_the_fake_answers_the_next_request_and_refuses_a_chunked_one() -> None:
+    conn = FakeHTTP(Answers("openai").route, Pacer(asyncio.get_running_loop()), False)
+    transport = RecordingTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    conn.data_received(request("/v1/chat/completions", b'{"stream":false}')
+                       + request("/health", b""))  # two at once: answered in order
+    await settle()
+    assert transport.writes[0].endswith(whole_answer("openai"))
+    assert transport.writes[1].startswith(b"HTTP/1.1 404")  # /health is a GET
+    conn.data_received(b"POST /v1/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert transport.writes[-1].startswith(b"HTTP/1.1 411") and transport.closed
+
+
+# --- the load generator's parser ----------------------------------------------------------
+
+
+def chunked(frames: list[bytes], trailer: bytes = b"") -> bytes:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return head + b"".join(chunk(f) for f in frames) + b"0\r\n" + trailer + b"\r\n"
+
+
+def parse_pieces(pieces: list[bytes]) -> tuple[list[bool], ResponseParser]:
+    parser = ResponseParser()
+    return [parser.feed(p) for p in pieces], parser
+
+
+@pytest.mark.parametrize("trailer", [b"", b"X-Trailer: 1\r\n"])
+def test_a_chunked_answer_parses_alike_in_any_split(trailer: bytes) -> None:
+    head, texts, tail = anthropic_stream(5)
+    frames = head + texts + tail
+    data = chunked(frames, trailer)
+    for pieces in splits(data):
+        done, parser = parse_pieces(pieces)
+        assert done[-1] and not any(done[:-1]), "complete at the last byte, not before"
+        assert parser.body() == b"".join(frames) and parser.keep_alive
+
+
+def test_content_length_and_until_close_answers() -> None:
+    body = whole_answer("anthropic")
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    for pieces in splits(data):
+        done, parser = parse_pieces(pieces)
+        assert done[-1] and not any(done[:-1]) and parser.body() == body
+    done, parser = parse_pieces([b"HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\noops"])
+    assert not done[-1] and parser.eof() and parser.body() == b"oops"
+    assert parser.status == 502 and not parser.keep_alive
+    for garbage in (b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                    b"chunked\r\n\r\nzz\r\n"):
+        with pytest.raises(ValueError):
+            parse_pieces([garbage])

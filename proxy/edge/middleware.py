@@ -21,7 +21,7 @@ from proxy.edge.errors import client_dialect, error_response, from_http_exceptio
 from proxy.errors import AuthenticationFailed, Forbidden, ProxyError
 from proxy.keys import CALLER_KEY, INBOUND_KEY, OBSERVERS_KEY, TRACE_KEY
 from proxy.observe.logs import body_log
-from proxy.observe.trace import OVERHEAD_HEADER, Trace
+from proxy.observe.trace import Trace
 from proxy.routing import Plan
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -138,7 +138,7 @@ def _with_id(request: web.Request, response: web.StreamResponse) -> web.StreamRe
     trace = request[TRACE_KEY]
     request_id = trace.request_id
     response.headers["x-request-id"] = request_id
-    response.headers[OVERHEAD_HEADER] = f"{trace.overhead_ms():.2f}"
+    response.headers.update(trace.timing_headers())
     if client_dialect(request) == "anthropic":
         response.headers["request-id"] = request_id
     return response

@@ -29,7 +29,6 @@ from proxy.edge.middleware import client_key
 from proxy.edge.streaming import CoalescingResponse
 from proxy.errors import UpstreamError
 from proxy.keys import OBSERVERS_KEY, TRACE_KEY, UPSTREAMS_KEY
-from proxy.observe.trace import OVERHEAD_HEADER
 from proxy.routing import Plan
 
 log = logging.getLogger("proxy.relay")
@@ -84,7 +83,7 @@ async def _relay_answer(request: web.Request, upstream: aiohttp.ClientResponse,
     for name, value in from_upstream(upstream.headers.items()):
         response.headers.add(name, value)
     response.headers["x-request-id"] = trace.request_id
-    response.headers[OVERHEAD_HEADER] = f"{trace.overhead_ms():.2f}"
+    response.headers.update(trace.timing_headers())
     if upstream.content_length is not None and "content-encoding" not in upstream.headers:
         response.content_length = upstream.content_length
     await response.prepare(request)

@@ -28,7 +28,7 @@ from proxy.canonical import (
 )
 from proxy.errors import ProxyError, UpstreamProtocolError
 from proxy.keys import OBSERVERS_KEY, TRACE_KEY
-from proxy.observe.trace import OVERHEAD_HEADER, Trace
+from proxy.observe.trace import Trace
 
 log = logging.getLogger("proxy.stream")
 DROPPED_HEADER = "x-llm-proxy-dropped"  # request fields left out on purpose, comma-separated
@@ -118,7 +118,7 @@ async def stream_events(request: web.Request, batches: Batches, encoder: StreamE
     trace = request[TRACE_KEY]
     response = CoalescingResponse(headers={**SSE_HEADERS, **(headers or {}),
                                            "x-request-id": trace.request_id,
-                                           OVERHEAD_HEADER: f"{trace.overhead_ms():.2f}"})
+                                           **trace.timing_headers()})
     try:
         await response.prepare(request)
     except BaseException:

@@ -1,14 +1,34 @@
 """One request's facts, written by whichever layer learns them and read by the access
-line, the metrics and the session log. Sans-I/O."""
+line, the metrics and the session log. Sans-I/O.
+
+Two response headers say where the time to the response head went, in milliseconds:
+
+- ``x-llm-proxy-upstream-ms``: the time spent in upstream attempts. An attempt runs from
+  the moment the proxy begins it (``attempt``: before the upstream request is rendered)
+  to its failure (the start of the next attempt) or, for the attempt that answered, to
+  ``answered``: its first content event decoded (a stream), its response head (a relay),
+  or its whole answer (non-streaming).
+- ``x-llm-proxy-overhead-ms``: the rest, from the request's arrival to the moment the
+  response head is built: reading and parsing the client's body, routing, and the work
+  after the upstream answered.
+
+Both add up to the proxy's time to its response head (the head leaves with the first body
+bytes). The proxy's own work inside an attempt (rendering the upstream request, reading
+and decoding the upstream's first read, which holds many chunks when the upstream is
+fast) counts as upstream time: the backends mark no finer points. So with a fast upstream
+and a large request the overhead header is a lower bound of what the proxy added, the
+upstream one an upper bound of what the upstream took."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from proxy.canonical import Usage
 
-OVERHEAD_HEADER = "x-llm-proxy-overhead-ms"  # what the proxy itself added, as LiteLLM's
+OVERHEAD_HEADER = "x-llm-proxy-overhead-ms"  # the proxy's time outside upstream attempts
+UPSTREAM_HEADER = "x-llm-proxy-upstream-ms"  # the time in upstream attempts (see above)
 RECORD_LIMIT = 1024 * 1024  # the most of an answer kept for a session log or DEBUG line
 
 
@@ -29,8 +49,9 @@ class Trace:
     status: int = 0
     ttfb_ms: float | None = None
     total_ms: float | None = None
-    upstream_started: float | None = None  # when the answering attempt began
-    upstream_first: float | None = None  # when its first content (or headers) arrived
+    upstream_started: float | None = None  # when the latest attempt began
+    upstream_first: float | None = None  # when it answered (see the module's docstring)
+    upstream_spent: float = 0.0  # seconds in the attempts that failed before it
     stop_reason: str = "-"
     usage: Usage | None = None
     errors: list[str] = field(default_factory=list)  # kinds of upstream failures met
@@ -39,6 +60,7 @@ class Trace:
     recording: bytearray | None = None  # the answer as sent, when a session log or DEBUG wants it
     request_body: bytes = b""
     upstream_recording: bytearray | None = None  # what a backend read (a CLI's lines)
+    clock: Callable[[], float] = time.perf_counter  # for `started`'s timeline
 
     def record(self, data: bytes) -> None:
         if self.recording is not None and len(self.recording) < RECORD_LIMIT:
@@ -52,17 +74,36 @@ class Trace:
             self.upstream_recording += data[: RECORD_LIMIT - len(self.upstream_recording)]
 
     def attempt(self, backend: str, model: str, label: str = "other") -> None:
+        now = self.clock()
+        if self.upstream_started is not None and self.upstream_first is None:
+            self.upstream_spent += now - self.upstream_started  # the attempt before failed
         self.backend, self.model_sent, self.model_label = backend, model, label
         self.attempts += 1
-        self.upstream_started, self.upstream_first = time.perf_counter(), None
+        self.upstream_started, self.upstream_first = now, None
 
     def answered(self) -> None:
-        self.upstream_first = time.perf_counter()
+        self.upstream_first = self.clock()
+
+    def upstream_ms(self) -> float:
+        """The time in upstream attempts so far (an unanswered one: up to now)."""
+        return self._upstream(self.clock()) * 1000
 
     def overhead_ms(self) -> float:
-        """What the proxy itself added so far: the time since the request came, minus the
-        time spent waiting for the upstream's first answer."""
-        elapsed = time.perf_counter() - self.started
-        if self.upstream_started is not None and self.upstream_first is not None:
-            elapsed -= self.upstream_first - self.upstream_started
-        return max(elapsed * 1000, 0.0)
+        """The proxy's time so far outside upstream attempts."""
+        now = self.clock()
+        return max((now - self.started - self._upstream(now)) * 1000, 0.0)
+
+    def timing_headers(self) -> dict[str, str]:
+        """The two headers, for a response head built now."""
+        now = self.clock()
+        upstream = self._upstream(now)
+        overhead = max(now - self.started - upstream, 0.0)
+        return {OVERHEAD_HEADER: f"{overhead * 1000:.2f}",
+                UPSTREAM_HEADER: f"{upstream * 1000:.2f}"}
+
+    def _upstream(self, now: float) -> float:
+        spent = self.upstream_spent
+        if self.upstream_started is not None:
+            end = now if self.upstream_first is None else self.upstream_first
+            spent += end - self.upstream_started
+        return spent
