@@ -1,8 +1,8 @@
 """Newline-delimited JSON on the wire: bytes in, complete lines out.
 
 Sans-I/O (stdlib only); the framing of a child's stdout (the Claude Code CLI's stream-json),
-as ``proxy.sse`` is the framing of an HTTP body. Both offer ``frames(chunk) -> list[str]``
-and ``truncated``, so one read loop drives either. The rules:
+as ``proxy.sse`` is the framing of an HTTP body. Both offer ``frames(chunk)`` (text lines
+here, bytes there) and ``truncated``, so one read loop drives either. The rules:
 
 * lines end in LF, and they are split in the *bytes*, before any UTF-8 decoding: a
   multi-byte character cut across two reads is whole again when its line is, and no

@@ -15,7 +15,7 @@ Sans-I/O (stdlib only). The decoder follows the WHATWG event-stream rules:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from proxy.errors import UpstreamProtocolError
 
@@ -48,6 +48,18 @@ class SSEDecoder:
         self._event: str | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        events: list[SSEEvent] = self._feed(chunk, False)
+        return events
+
+    def frames(self, chunk: bytes) -> list[bytes]:
+        """The data of the events ``chunk`` completed, as bytes: what an upstream stream
+        decoder takes (every dialect we read carries its event type inside the data, and
+        orjson reads bytes). On the common LF-only stream these are slices of the read,
+        with no decoding and no event tuple in between: the hot path."""
+        data: list[bytes] = self._feed(chunk, True)
+        return data
+
+    def _feed(self, chunk: bytes, data_only: bool) -> list[Any]:
         if not chunk:
             return []
         if self._skip_lf:
@@ -71,7 +83,7 @@ class SSEDecoder:
             self._held_size = 0
         buf = self._partial + chunk if self._partial else chunk
         if b"\r" not in buf and not self._data and self._event is None:
-            return self._feed_lf_frames(buf)
+            return self._feed_lf_frames(buf, data_only)
         lines = buf.splitlines(keepends=True)
         last = lines[-1] if lines else b""
         if last and last[-1:] not in (b"\n", b"\r"):
@@ -84,9 +96,9 @@ class SSEDecoder:
         events: list[SSEEvent] = []
         for line in lines:
             self._take_line(line.rstrip(b"\r\n"), events)
-        return events
+        return [e.data.encode() for e in events] if data_only else events
 
-    def _feed_lf_frames(self, buf: bytes) -> list[SSEEvent]:
+    def _feed_lf_frames(self, buf: bytes, data_only: bool) -> list[Any]:
         """The fast path for the common LF-only stream: split whole frames at once and
         keep the unfinished tail raw, since nothing in it can dispatch yet."""
         frames = buf.split(b"\n\n")
@@ -96,13 +108,17 @@ class SSEDecoder:
         # events are those lines (the usual OpenAI stream), built without a per-line loop.
         lines = buf.count(b"\n") - partial.count(b"\n")
         if lines == 2 * len(frames):
-            data = [f[6:].decode("utf-8", "replace") for f in frames if f.startswith(b"data: ")]
-            if len(data) == len(frames):
-                return [_new_event(SSEEvent, (None, d)) for d in data]
+            raw = [f[6:] for f in frames if f[:6] == b"data: "]
+            if len(raw) == len(frames):
+                if data_only:
+                    return raw
+                return [_new_event(SSEEvent, (None, d.decode("utf-8", "replace"))) for d in raw]
         elif lines == 3 * len(frames):  # "event: …" then "data: …" (the Anthropic habit)
             pairs = [f.partition(b"\n")[::2] for f in frames]
             if all(e.startswith(b"event: ") and d.startswith(b"data: ") and b"\n" not in d
                    for e, d in pairs):
+                if data_only:
+                    return [d[6:] for _, d in pairs]
                 return [_new_event(SSEEvent, (e[7:].decode("utf-8", "replace"),
                                               d[6:].decode("utf-8", "replace")))
                         for e, d in pairs]
@@ -112,12 +128,7 @@ class SSEDecoder:
                 for line in frame.split(b"\n"):
                     self._take_line(line, events)
                 self._take_line(b"", events)
-        return events
-
-    def frames(self, chunk: bytes) -> list[str]:
-        """The data of the events ``chunk`` completed: what an upstream stream decoder
-        takes (every dialect we read carries its event type inside the data)."""
-        return [event.data for event in self.feed(chunk)]
+        return [e.data.encode() for e in events] if data_only else events
 
     def _check_size(self, size: int) -> None:
         if size > self._max:

@@ -163,6 +163,7 @@ async def stream_with_failover(backends: Mapping[str, Backend], attempts: Attemp
                                request: Request, call: Call, commit_wait: float) -> Batches:
     first, batches, pending, made_up = await _commit(backends, attempts, request, call,
                                                      commit_wait)
+    del request  # committed: no retry will need it again, so its memory goes now
     try:
         yield first
         if pending is not None:

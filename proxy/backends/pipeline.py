@@ -20,6 +20,7 @@ from typing import Protocol
 
 from proxy.backends.base import Batches
 from proxy.canonical import Event
+from proxy.dialects.stream_decoding import Frame
 from proxy.errors import ProxyError
 from proxy.filters import EventFilter
 
@@ -35,7 +36,7 @@ class ByteSource(Protocol):
 
 
 class Framing(Protocol):
-    def frames(self, chunk: bytes) -> list[str]: ...
+    def frames(self, chunk: bytes) -> Sequence[Frame]: ...
 
     @property
     def truncated(self) -> bool: ...
@@ -50,7 +51,7 @@ class Decoder(Protocol):
     @property
     def finishing(self) -> bool: ...
 
-    def feed(self, frames: list[str]) -> list[Event]: ...
+    def feed(self, frames: Sequence[Frame]) -> list[Event]: ...
 
     def finish(self, *, truncated: bool = False) -> list[Event]: ...
 
@@ -69,6 +70,7 @@ async def decoded(opener: Opener, framing: Framing, decoder: Decoder,
     with failures():
         async with contextlib.AsyncExitStack() as stack:
             opened = await opener(stack)
+            del opener  # and with it the request it rendered: nothing needs it now
             if isinstance(opened, list):  # e.g. a JSON answer to a streaming request
                 events = _through(filters, opened)
                 if events:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 
 from proxy.canonical import Event
 from proxy.errors import UpstreamError, UpstreamProtocolError
+
+Frame = str | bytes  # an SSE event's data (bytes, from sse.frames) or an NDJSON line
+DONE = ("[DONE]", b"[DONE]")  # OpenAI's last frame, as text or as bytes
 
 _LONE_SURROGATE = re.compile(
     r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
@@ -42,7 +45,7 @@ class StreamDecoder:
         loop then waits a short grace for them, no longer)."""
         return False
 
-    def feed(self, frames: list[str]) -> list[Event]:
+    def feed(self, frames: Sequence[Frame]) -> list[Event]:
         self._raise_held()
         try:
             for data in frames:
@@ -59,7 +62,7 @@ class StreamDecoder:
             self._error = exc  # what came before the failure is still the client's
         return self._take_out()
 
-    def _take_frame(self, data: str) -> None:
+    def _take_frame(self, data: Frame) -> None:
         raise NotImplementedError
 
     def _raise_held(self) -> None:
@@ -125,12 +128,13 @@ def malformed(what: str) -> Iterator[None]:
         raise UpstreamProtocolError(f"The upstream sent a malformed {what}.") from None
 
 
-def parse_frame(data: str) -> dict[str, Any]:
+def parse_frame(data: Frame) -> dict[str, Any]:
     """One frame's JSON object, or an UpstreamProtocolError that quotes it."""
     try:
         frame = orjson.loads(data)
     except orjson.JSONDecodeError:
-        frame = _parse_with_lone_surrogates(data)
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        frame = _parse_with_lone_surrogates(text)
     if type(frame) is not dict:
         raise UpstreamProtocolError("The upstream sent a stream frame that is not an object.")
     return frame
@@ -138,12 +142,12 @@ def parse_frame(data: str) -> dict[str, Any]:
 
 def _parse_with_lone_surrogates(data: str) -> Any:
     """Some servers cut an emoji's surrogate pair across two chunks ("\\ud83d" then
-    "\\ude00"); each half alone is not JSON to orjson. Such halves become U+FFFD, and
-    anything else that does not parse is a protocol error."""
+    "\\ude00"); each half alone is not JSON to orjson. Such halves become U+FFFD; so do
+    bytes that are not UTF-8 (decoded with replacement before this); anything else that
+    does not parse is a protocol error."""
     mended = _LONE_SURROGATE.sub(r"\\ufffd", data)
     try:
-        if mended != data:
-            return orjson.loads(mended)
+        return orjson.loads(mended)
     except orjson.JSONDecodeError:
         pass
     raise UpstreamProtocolError(

@@ -51,12 +51,19 @@ async def read_body(request: web.Request) -> tuple[bytes, dict[str, Any]]:
 
 
 async def _read(request: web.Request, settings: Settings) -> bytes:
+    """The body, read from the connection ourselves rather than with ``request.read()``,
+    which would keep a copy on the request for as long as the request lives (a stream's
+    whole life): this one is gone once it is parsed."""
+    limit = settings.max_body_bytes
+    body = bytearray()
     try:
         async with asyncio.timeout(settings.body_read_timeout):
-            return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise RequestTooLarge(f"The request body is larger than {settings.max_body_bytes} "
-                              "bytes (MAX_BODY_BYTES).") from None
+            while piece := await request.content.readany():
+                body += piece
+                if len(body) > limit:
+                    raise RequestTooLarge(f"The request body is larger than {limit} bytes "
+                                          "(MAX_BODY_BYTES).")
+            return bytes(body)
     except TimeoutError:
         raise RequestTimeout(f"The request body did not arrive within "
                              f"{settings.body_read_timeout:g} s (BODY_READ_TIMEOUT).") from None

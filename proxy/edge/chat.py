@@ -48,28 +48,41 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         others = plan.translated(WIRE)
         then = partial(_translated, request, raw, body, others) if others.routes else None
         request[TRACE_KEY].model_asked = str(body.get("model") or plan.first.model)
-        return await relay(request, relay_request(request, raw, body), plan.relayed(WIRE),
-                           error_frame, then)
-    return await _translated(request, raw, body, plan)
+        relayed = relay_request(request, raw, body)
+        del raw, body  # the relay holds what it needs (and ``then`` what it would)
+        return await relay(request, relayed, plan.relayed(WIRE), error_frame, then)
+    parsed, estimate = await off_loop(len(raw), _parse, body, settings)
+    size, usage = len(raw), wants_usage(body)
+    del raw, body  # the body and its JSON are not needed once the request is parsed
+    return await _answer(request, parsed, estimate, size, usage, plan)
 
 
 async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
                       plan: Plan) -> web.StreamResponse:
-    settings, trace = request.app[SETTINGS_KEY], request[TRACE_KEY]
+    """The translated path for a relay's fallbacks of other kinds."""
+    settings = request.app[SETTINGS_KEY]
     parsed, estimate = await off_loop(len(raw), _parse, body, settings)
-    trace.model_asked = parsed.model
+    return await _answer(request, parsed, estimate, len(raw), wants_usage(body), plan)
+
+
+async def _answer(request: web.Request, parsed: Request, estimate: int, size: int,
+                  include_usage: bool, plan: Plan) -> web.StreamResponse:
+    settings, trace = request.app[SETTINGS_KEY], request[TRACE_KEY]
+    trace.model_asked = model = parsed.model
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
-    call = Call(message_id=completion_id, client_model=parsed.model, input_tokens=estimate,
+    call = Call(message_id=completion_id, client_model=model, input_tokens=estimate,
                 client_key=client_key(request),
-                client_headers=from_client(request.headers.items()), body_size=len(raw),
+                client_headers=from_client(request.headers.items()), body_size=size,
                 record=_recorder(request))
     upstreams = request.app[UPSTREAMS_KEY]
     batches = upstreams.stream(parsed, call, plan, trace)
     names = parsed.dropped + upstreams.unserved(parsed)
     dropped = {DROPPED_HEADER: ",".join(names)} if names else {}
-    if parsed.stream:
-        encoder = OpenAIStreamEncoder(chunk_id=completion_id, model=parsed.model,
-                                      include_usage=wants_usage(body))
+    streaming = parsed.stream
+    del parsed  # the backends hold it while a retry may still need it, no longer
+    if streaming:
+        encoder = OpenAIStreamEncoder(chunk_id=completion_id, model=model,
+                                      include_usage=include_usage)
         return await stream_events(request, batches, encoder, ping=PING,
                                    interval=settings.ping_interval, error_frame=error_frame,
                                    headers=dropped)

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from proxy.backends.base import Call
 from proxy.backends.headers import from_client
+from proxy.canonical import Request
 from proxy.dialects.anthropic import responses as anthropic_responses
 from proxy.dialects.anthropic.request_parse import parse_request
 from proxy.dialects.anthropic.stream_encode import PING, AnthropicStreamEncoder, error_frame
@@ -51,25 +52,37 @@ async def messages(request: web.Request) -> web.StreamResponse:
         others = plan.translated(WIRE)
         then = partial(_translated, request, raw, body, others) if others.routes else None
         request[TRACE_KEY].model_asked = _model(body) or plan.first.model
-        return await relay(request, relay_request(request, raw, body), plan.relayed(WIRE),
-                           error_frame, then)
-    return await _translated(request, raw, body, plan)
+        relayed = relay_request(request, raw, body)
+        del raw, body  # the relay holds what it needs (and ``then`` what it would)
+        return await relay(request, relayed, plan.relayed(WIRE), error_frame, then)
+    parsed, estimate = await off_loop(len(raw), _parse, body)
+    size = len(raw)
+    del raw, body  # the body and its JSON are not needed once the request is parsed
+    return await _answer(request, parsed, estimate, size, plan)
 
 
 async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
                       plan: Plan) -> web.StreamResponse:
-    settings, trace = request.app[SETTINGS_KEY], request[TRACE_KEY]
+    """The translated path for a relay's fallbacks of other kinds."""
     parsed, estimate = await off_loop(len(raw), _parse, body)
+    return await _answer(request, parsed, estimate, len(raw), plan)
+
+
+async def _answer(request: web.Request, parsed: Request, estimate: int, size: int,
+                  plan: Plan) -> web.StreamResponse:
+    settings, trace = request.app[SETTINGS_KEY], request[TRACE_KEY]
     trace.model_asked = parsed.model
     call = Call(message_id=f"msg_{secrets.token_hex(12)}", client_model=parsed.model,
                 input_tokens=estimate, client_key=client_key(request),
-                client_headers=from_client(request.headers.items()), body_size=len(raw),
+                client_headers=from_client(request.headers.items()), body_size=size,
                 record=_recorder(request))
     upstreams = request.app[UPSTREAMS_KEY]
     batches = upstreams.stream(parsed, call, plan, trace)
     names = parsed.dropped + upstreams.unserved(parsed)
     dropped = {DROPPED_HEADER: ",".join(names)} if names else {}
-    if parsed.stream:
+    streaming = parsed.stream
+    del parsed  # the backends hold it while a retry may still need it, no longer
+    if streaming:
         return await stream_events(request, batches, AnthropicStreamEncoder(), ping=PING,
                                    interval=settings.ping_interval, error_frame=error_frame,
                                    headers=dropped)
@@ -79,7 +92,7 @@ async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
     return response
 
 
-def _parse(body: dict[str, Any]) -> tuple[Any, int]:
+def _parse(body: dict[str, Any]) -> tuple[Request, int]:
     parsed = parse_request(body)
     return parsed, estimate_input_tokens(parsed)
 

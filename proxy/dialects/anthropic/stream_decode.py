@@ -30,7 +30,9 @@ from proxy.canonical import (
     ToolArgsDelta,
     Usage,
 )
+from proxy.dialects.frame_shape import TextShape
 from proxy.dialects.stream_decoding import (
+    Frame,
     StreamDecoder,
     malformed,
     object_field,
@@ -63,9 +65,21 @@ class AnthropicStreamDecoder(StreamDecoder):
         self._usage = Usage(input_tokens=input_tokens)
         self._stop_reason = "end_turn"
         self._stop_sequence: str | None = None
+        self._shape = TextShape()  # the hot path: the open text block's frames
 
-    def _take_frame(self, data: str) -> None:
-        self._take(parse_frame(data))
+    def _take_frame(self, data: Frame) -> None:
+        if type(data) is bytes and self._open_kind == "text":
+            text = self._shape.text(data)
+            if text is not None:  # the open text block's last frame again, other text
+                self._out.append(TextDelta(self._next - 1, text))
+                return
+        frame = parse_frame(data)
+        self._take(frame)
+        if type(data) is bytes and self._open_kind == "text" and not self._shape.learned \
+                and frame.get("type") == "content_block_delta":
+            delta = frame.get("delta")
+            if type(delta) is dict and delta.get("type") == "text_delta":
+                self._shape.learn(data, b'"text":', delta.get("text"))
 
     def feed_message(self, body: dict[str, Any]) -> list[Event]:
         """A whole non-streaming Message, replayed as the events that would have built it."""
@@ -125,6 +139,7 @@ class AnthropicStreamDecoder(StreamDecoder):
                 self._message_stop()
 
     def _start(self, index: int, block: dict[str, Any]) -> None:
+        self._shape.forget()
         if self._open >= 0:
             raise UpstreamProtocolError(f"The upstream started block {index} while block "
                                         f"{self._open} was still open.")
@@ -170,6 +185,7 @@ class AnthropicStreamDecoder(StreamDecoder):
             self._out.append(SignatureDelta(at, text_field(delta, "signature")))
 
     def _stop(self, index: int) -> None:
+        self._shape.forget()
         self._check_open(index, "content_block_stop")
         if self._open_kind is not None:
             at = self._next - 1

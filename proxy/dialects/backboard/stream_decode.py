@@ -32,7 +32,7 @@ from proxy.canonical import (
     Usage,
 )
 from proxy.dialects.backboard.errors import stream_error
-from proxy.dialects.stream_decoding import StreamDecoder, parse_frame
+from proxy.dialects.stream_decoding import DONE, Frame, StreamDecoder, parse_frame
 from proxy.errors import UpstreamProtocolError, UpstreamStreamError
 
 _DONE = "completed"
@@ -52,8 +52,8 @@ class BackboardStreamDecoder(StreamDecoder):
         self._said_anything = False
         self.run_id: str | None = None
 
-    def _take_frame(self, data: str) -> None:
-        if data == "[DONE]":
+    def _take_frame(self, data: Frame) -> None:
+        if data in DONE:
             return  # not backboard's end (run_ended is); finish() judges a stream without it
         self._take(parse_frame(data))
 

@@ -46,7 +46,7 @@ from proxy.canonical import (
 )
 from proxy.dialects.claude_code import control
 from proxy.dialects.claude_code.failures import reported_error
-from proxy.dialects.stream_decoding import StreamDecoder, parse_frame
+from proxy.dialects.stream_decoding import Frame, StreamDecoder, parse_frame
 from proxy.errors import UpstreamProtocolError, UpstreamStreamError
 
 ABANDONED = ("The Claude Code CLI's upstream stream broke after part of the answer was "
@@ -84,7 +84,7 @@ class ClaudeCodeStreamDecoder(StreamDecoder):
                 f"The Claude Code CLI's output ended before its result line{where}.")
         return []
 
-    def _take_frame(self, data: str) -> None:
+    def _take_frame(self, data: Frame) -> None:
         line = parse_frame(data)
         kind = line.get("type")
         if kind == "stream_event":

@@ -41,8 +41,11 @@ from proxy.canonical import (
     ToolArgsDelta,
     Usage,
 )
+from proxy.dialects.frame_shape import TextShape
 from proxy.dialects.json_progress import ObjectProgress
 from proxy.dialects.stream_decoding import (
+    DONE,
+    Frame,
     StreamDecoder,
     list_field,
     malformed,
@@ -101,6 +104,7 @@ class OpenAIStreamDecoder(StreamDecoder):
         self._output_chars = 0
         self._used_tools = False
         self._ending = False
+        self._shape = TextShape()  # the hot path: frames that differ only in their text
 
     # ------------------------------------------------------------------ public
 
@@ -109,13 +113,26 @@ class OpenAIStreamDecoder(StreamDecoder):
         """The model said it finished; only usage and [DONE] may still come."""
         return self._finish_reason is not None and not self.done
 
-    def _take_frame(self, data: str) -> None:
-        if data == "[DONE]":
+    def _take_frame(self, data: Frame) -> None:
+        open_ = self._open
+        if type(data) is bytes and open_ is not None and open_.kind == "text":
+            text = self._shape.text(data)
+            if text is not None:  # the same frame as the last, but for its text
+                self._more(text)
+                return
+        if data in DONE:
             self._end()
             return
         chunk = parse_frame(data)
         if not self._more_text(chunk):
             self._take_chunk(chunk)
+        elif type(data) is bytes:
+            self._shape.learn(data, b'"content":', chunk["choices"][0]["delta"]["content"])
+
+    def _more(self, text: str) -> None:
+        if text:
+            self._output_chars += len(text)
+            self._out.append(TextDelta(self._open_index, text))
 
     def feed_completion(self, body: dict[str, Any]) -> list[Event]:
         """A whole non-streaming ``chat.completion``, for upstreams that ignore stream=true.
@@ -170,9 +187,7 @@ class OpenAIStreamDecoder(StreamDecoder):
         if len(delta) > 1 and (delta.get("tool_calls") or delta.get("reasoning_content")
                                or delta.get("reasoning") or delta.get("refusal")):
             return False
-        if content:
-            self._output_chars += len(content)
-            self._out.append(TextDelta(self._open_index, content))
+        self._more(content)
         return True
 
     def _take_chunk(self, chunk: dict[str, Any]) -> None:
