@@ -35,9 +35,10 @@ class AnthropicBackend(HttpBackend):
     def stream(self, request: Request, call: Call, route: Route, key: str | None) -> Batches:
         decoder = AnthropicStreamDecoder(message_id=call.message_id, model=call.client_model,
                                          input_tokens=call.input_tokens)
+        held = [request]  # taken by the opener, so that nothing keeps it once rendered
 
         async def opener(stack: contextlib.AsyncExitStack) -> Opened:
-            body = await off_loop(call.body_size, self._render, request, route)
+            body = await off_loop(call.body_size, self._render, held.pop(), route)
             headers = {**anthropic_headers(self.settings, key, call.client_headers),
                        **self._extra}
             response = await self.post(stack, self._url, body, headers)

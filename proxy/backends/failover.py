@@ -159,11 +159,29 @@ class Attempts:
             await self.pools[route.provider.name].succeeded(key)
 
 
+@dataclass(slots=True)
+class Requests:
+    """Each attempt's canonical request: the one parsed for the first attempt, handed over
+    once and not kept, and for a retry the client's body parsed again (``again``). So a
+    request in flight holds only its body's bytes until it is committed: a Claude Code
+    request parses into several times its size, and a burst holds a thousand of them."""
+
+    first: Request | None
+    again: Callable[[], Request]
+
+    def take(self) -> Request:
+        request, self.first = self.first, None
+        return request if request is not None else self.again()
+
+
 async def stream_with_failover(backends: Mapping[str, Backend], attempts: Attempts,
-                               request: Request, call: Call, commit_wait: float) -> Batches:
-    first, batches, pending, made_up = await _commit(backends, attempts, request, call,
+                               requests: Requests | Request, call: Call,
+                               commit_wait: float) -> Batches:
+    if isinstance(requests, Request):
+        requests = Requests(requests, _always(requests))
+    first, batches, pending, made_up = await _commit(backends, attempts, requests, call,
                                                      commit_wait)
-    del request  # committed: no retry will need it again, so its memory goes now
+    del requests  # committed: no retry will need the request again
     try:
         yield first
         if pending is not None:
@@ -186,6 +204,11 @@ async def stream_with_failover(backends: Mapping[str, Backend], attempts: Attemp
         await batches.aclose()
 
 
+def _always(request: Request) -> Callable[[], Request]:
+    """A request that is kept anyway (a web-tools round): every attempt gets it."""
+    return lambda: request
+
+
 def _without_start(batch: list[Event], made_up: bool) -> tuple[list[Event], bool]:
     """While the start sent was made up, the upstream's own start is not sent again."""
     if not made_up:
@@ -194,14 +217,19 @@ def _without_start(batch: list[Event], made_up: bool) -> tuple[list[Event], bool
     return kept, len(kept) == len(batch)
 
 
-async def _commit(backends: Mapping[str, Backend], attempts: Attempts, request: Request,
+async def _commit(backends: Mapping[str, Backend], attempts: Attempts, requests: Requests,
                   call: Call, wait: float
                   ) -> tuple[list[Event], Batches, NextBatch | None, bool]:
     last: UpstreamError | None = None
-    await attempts.pin(backends, request)
+    first_request = requests.take()
+    await attempts.pin(backends, first_request)
+    request: Request | None = first_request
+    del first_request
     while (target := await attempts.next()) is not None:
         route, key = target
-        batches = backends[route.provider.name].stream(request, call, route, key)
+        batches = backends[route.provider.name].stream(request or requests.take(), call,
+                                                       route, key)
+        request = None  # the backend holds it until its request is sent, no longer
         try:
             first, pending, made_up = await _first_content(batches, wait, call)
         except UpstreamError as error:

@@ -50,12 +50,11 @@ class OpenAIBackend(HttpBackend):
         tool_names: dict[str, str] = {}  # filled by the render, read by the decoder
         decoder = OpenAIStreamDecoder(message_id=call.message_id, model=call.client_model,
                                       input_tokens=call.input_tokens, tool_names=tool_names)
+        held = [request]  # taken by the opener, so that nothing keeps it once rendered
 
         async def opener(stack: contextlib.AsyncExitStack) -> Opened:
-            rendered = await off_loop(call.body_size, render_request, request,
-                                      self._render_options(route))
-            tool_names.update(rendered.tool_names)
-            response = await self._post(stack, rendered.body, key)
+            model, data = await self._rendered(held.pop(), route, call.body_size, tool_names)
+            response = await self._post(stack, model, data, key)
             if response.content_type == "application/json":  # stream=true was ignored
                 return decoder.feed_completion(json_object(await response.read()))
             return HttpBody(response)
@@ -69,27 +68,37 @@ class OpenAIBackend(HttpBackend):
     def relay_headers(self, relay: RelayRequest, key: str | None) -> dict[str, str]:
         return {**relay.headers, **self._extra, **credentials("openai", key)}
 
-    async def _post(self, stack: contextlib.AsyncExitStack, body: dict[str, Any],
-                    key: str | None) -> Any:
-        """POST upstream; a 400 that names a limit of the model is mended and retried once."""
-        model = str(body["model"])
+    async def _rendered(self, request: Request, route: Route, size: int,
+                        tool_names: dict[str, str]) -> tuple[str, bytes]:
+        """The upstream model and the request's bytes, with what the model refused before
+        left out. Only the bytes outlive this: the rendered object, several times their
+        size, is gone before the upstream is even called."""
+        rendered = await off_loop(size, render_request, request, self._render_options(route))
+        tool_names.update(rendered.tool_names)
+        model = str(rendered.body["model"])
         learned = await self._learned.get(model)
-        body, mendable = learned.apply(body), True
+        return model, orjson.dumps(learned.apply(rendered.body))
+
+    async def _post(self, stack: contextlib.AsyncExitStack, model: str, data: bytes,
+                    key: str | None) -> Any:
+        """POST upstream; a 400 that names a limit of the model is mended and retried once
+        (the bytes parsed again for it: a rare path)."""
+        learned, mendable = await self._learned.get(model), True
         headers = openai_headers(self._extra, key)
         while True:
-            response = await self.post(stack, self._url, orjson.dumps(body), headers)
+            response = await self.post(stack, self._url, data, headers)
             if response.status < 300:
                 return response
             error = await self.refused(response, key)
             mended = None
             if mendable and response.status == 400:
-                mended = learn_from_refusal(error.message, body, learned)
+                mended = learn_from_refusal(error.message, orjson.loads(data), learned)
             if mended is None:
                 raise error
             log.info("upstream model %s refused part of a request (%s); retrying once, mended",
                      model, error.message[:200])
             await self._learned.save(model, learned)
-            body, mendable = mended, False
+            data, mendable = orjson.dumps(mended), False
 
     def _render_options(self, route: Route) -> RenderOptions:
         s = self.settings

@@ -24,7 +24,7 @@ from proxy.backends.base import (
     RelayRequest,
     Reporting,
 )
-from proxy.backends.failover import Attempts, passthrough_key, stream_with_failover
+from proxy.backends.failover import Attempts, Requests, passthrough_key, stream_with_failover
 from proxy.backends.keys import KeyPool
 from proxy.backends.relay import Refusal, relay_with_failover
 from proxy.canonical import Request
@@ -99,18 +99,21 @@ class Upstreams:
                         partial(passthrough_key, settings, client_key=client_key), trace,
                         redact=partial(masker, extra=(client_key,)))
 
-    def stream(self, request: Request, call: Call, plan: Plan, trace: Trace) -> Batches:
+    def stream(self, request: Request, call: Call, plan: Plan, trace: Trace,
+               again: Callable[[], Request] | None = None) -> Batches:
         """The events of the first attempt that answered, retries and failover included.
-        A request asking for web search or fetch gets them run here, for any backend
-        (proxy/web_tools/loop.py): each round of the model is such a stream of its own."""
-        def one_round(round_request: Request) -> Batches:
+        ``again`` parses the client's body anew for a retry, so that ``request`` need not
+        be kept until then. A request asking for web search or fetch gets them run here,
+        for any backend (proxy/web_tools/loop.py): each round of the model is such a
+        stream of its own."""
+        def one_round(round_request: Request | Requests) -> Batches:
             attempts = self.attempts(plan, call.client_key, trace)
             return stream_with_failover(self.backends, attempts, round_request, call,
                                         self._context.settings.ping_interval)
 
         if wants_web_tools(request):
             return web_tool_stream(one_round, request, call, self._context.tavily)
-        return one_round(request)
+        return one_round(request if again is None else Requests(request, again))
 
     @property
     def runs_web_tools(self) -> bool:

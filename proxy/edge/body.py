@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from proxy.canonical import Request
 from proxy.config import Settings
 from proxy.dialects.fields import parse_json_object
 from proxy.errors import (
@@ -103,6 +104,24 @@ def inflate_raw_deflate(data: bytes, limit: int) -> bytes:
         raise RequestTooLarge(f"The request body inflates to more than {limit} bytes "
                               "(MAX_BODY_BYTES).")
     return out
+
+
+class Handover:
+    """A parsed request and its bytes, handed from a handler to the code that answers it.
+    The handler's own frame lives as long as the stream it awaits; holding them here, to
+    be taken once, lets them go as soon as the upstream call is made, not at the end."""
+
+    __slots__ = ("_parsed", "_raw")
+
+    def __init__(self, parsed: Request, raw: bytes) -> None:
+        self._parsed: Request | None = parsed
+        self._raw: bytes | None = raw
+
+    def take(self) -> tuple[Request, bytes]:
+        parsed, raw = self._parsed, self._raw
+        assert parsed is not None and raw is not None, "handed over twice"
+        self._parsed = self._raw = None
+        return parsed, raw
 
 
 def require_upstream(settings: Settings) -> None:

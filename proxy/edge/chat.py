@@ -17,10 +17,11 @@ from proxy.backends.base import Call
 from proxy.backends.headers import from_client
 from proxy.canonical import Request
 from proxy.config import Settings
+from proxy.dialects.fields import parse_json_object
 from proxy.dialects.openai import responses as openai_responses
 from proxy.dialects.openai.request_parse import parse_request, wants_usage
 from proxy.dialects.openai.stream_encode import PING, OpenAIStreamEncoder, error_frame
-from proxy.edge.body import json_response, read_body, require_upstream
+from proxy.edge.body import Handover, json_response, read_body, require_upstream
 from proxy.edge.middleware import check_caller, client_key
 from proxy.edge.relay import relay, relay_request
 from proxy.edge.streaming import DROPPED_HEADER, collect_events, stream_events
@@ -52,9 +53,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         del raw, body  # the relay holds what it needs (and ``then`` what it would)
         return await relay(request, relayed, plan.relayed(WIRE), error_frame, then)
     parsed, estimate = await off_loop(len(raw), _parse, body, settings)
-    size, usage = len(raw), wants_usage(body)
-    del raw, body  # the body and its JSON are not needed once the request is parsed
-    return await _answer(request, parsed, estimate, size, usage, plan)
+    usage, handover = wants_usage(body), Handover(parsed, raw)
+    del raw, body, parsed  # a retry parses the bytes again; the stream holds neither
+    return await _answer(request, handover, estimate, usage, plan)
 
 
 async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
@@ -62,20 +63,23 @@ async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
     """The translated path for a relay's fallbacks of other kinds."""
     settings = request.app[SETTINGS_KEY]
     parsed, estimate = await off_loop(len(raw), _parse, body, settings)
-    return await _answer(request, parsed, estimate, len(raw), wants_usage(body), plan)
+    return await _answer(request, Handover(parsed, raw), estimate, wants_usage(body), plan)
 
 
-async def _answer(request: web.Request, parsed: Request, estimate: int, size: int,
+async def _answer(request: web.Request, handover: Handover, estimate: int,
                   include_usage: bool, plan: Plan) -> web.StreamResponse:
     settings, trace = request.app[SETTINGS_KEY], request[TRACE_KEY]
+    parsed, raw = handover.take()
     trace.model_asked = model = parsed.model
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     call = Call(message_id=completion_id, client_model=model, input_tokens=estimate,
                 client_key=client_key(request),
-                client_headers=from_client(request.headers.items()), body_size=size,
+                client_headers=from_client(request.headers.items()), body_size=len(raw),
                 record=_recorder(request))
     upstreams = request.app[UPSTREAMS_KEY]
-    batches = upstreams.stream(parsed, call, plan, trace)
+    batches = upstreams.stream(parsed, call, plan, trace,
+                               partial(_parse_again, raw, settings))
+    del raw
     names = parsed.dropped + upstreams.unserved(parsed)
     dropped = {DROPPED_HEADER: ",".join(names)} if names else {}
     streaming = parsed.stream
@@ -96,6 +100,12 @@ async def _answer(request: web.Request, parsed: Request, estimate: int, size: in
 def _parse(body: dict[str, Any], settings: Settings) -> tuple[Request, int]:
     parsed = _with_defaults(parse_request(body, default_model=settings.model), settings)
     return parsed, estimate_input_tokens(parsed)
+
+
+def _parse_again(raw: bytes, settings: Settings) -> Request:
+    """For a retry: the request parsed from its bytes, which is all a request in flight
+    keeps until it is committed."""
+    return _parse(parse_json_object(raw), settings)[0]
 
 
 def _with_defaults(request: Request, settings: Settings) -> Request:

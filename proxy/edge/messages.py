@@ -19,7 +19,8 @@ from proxy.canonical import Request
 from proxy.dialects.anthropic import responses as anthropic_responses
 from proxy.dialects.anthropic.request_parse import parse_request
 from proxy.dialects.anthropic.stream_encode import PING, AnthropicStreamEncoder, error_frame
-from proxy.edge.body import json_response, read_body, require_upstream
+from proxy.dialects.fields import parse_json_object
+from proxy.edge.body import Handover, json_response, read_body, require_upstream
 from proxy.edge.middleware import check_caller, client_key
 from proxy.edge.relay import relay, relay_request
 from proxy.edge.streaming import DROPPED_HEADER, collect_events, stream_events
@@ -56,28 +57,30 @@ async def messages(request: web.Request) -> web.StreamResponse:
         del raw, body  # the relay holds what it needs (and ``then`` what it would)
         return await relay(request, relayed, plan.relayed(WIRE), error_frame, then)
     parsed, estimate = await off_loop(len(raw), _parse, body)
-    size = len(raw)
-    del raw, body  # the body and its JSON are not needed once the request is parsed
-    return await _answer(request, parsed, estimate, size, plan)
+    handover = Handover(parsed, raw)
+    del raw, body, parsed  # a retry parses the bytes again; the stream holds neither
+    return await _answer(request, handover, estimate, plan)
 
 
 async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
                       plan: Plan) -> web.StreamResponse:
     """The translated path for a relay's fallbacks of other kinds."""
     parsed, estimate = await off_loop(len(raw), _parse, body)
-    return await _answer(request, parsed, estimate, len(raw), plan)
+    return await _answer(request, Handover(parsed, raw), estimate, plan)
 
 
-async def _answer(request: web.Request, parsed: Request, estimate: int, size: int,
+async def _answer(request: web.Request, handover: Handover, estimate: int,
                   plan: Plan) -> web.StreamResponse:
     settings, trace = request.app[SETTINGS_KEY], request[TRACE_KEY]
+    parsed, raw = handover.take()
     trace.model_asked = parsed.model
     call = Call(message_id=f"msg_{secrets.token_hex(12)}", client_model=parsed.model,
                 input_tokens=estimate, client_key=client_key(request),
-                client_headers=from_client(request.headers.items()), body_size=size,
+                client_headers=from_client(request.headers.items()), body_size=len(raw),
                 record=_recorder(request))
     upstreams = request.app[UPSTREAMS_KEY]
-    batches = upstreams.stream(parsed, call, plan, trace)
+    batches = upstreams.stream(parsed, call, plan, trace, partial(_parse_again, raw))
+    del raw
     names = parsed.dropped + upstreams.unserved(parsed)
     dropped = {DROPPED_HEADER: ",".join(names)} if names else {}
     streaming = parsed.stream
@@ -95,6 +98,12 @@ async def _answer(request: web.Request, parsed: Request, estimate: int, size: in
 def _parse(body: dict[str, Any]) -> tuple[Request, int]:
     parsed = parse_request(body)
     return parsed, estimate_input_tokens(parsed)
+
+
+def _parse_again(raw: bytes) -> Request:
+    """For a retry: the request parsed from its bytes, which is all a request in flight
+    keeps until it is committed."""
+    return parse_request(parse_json_object(raw))
 
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:

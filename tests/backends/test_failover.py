@@ -144,3 +144,24 @@ async def test_attempts_are_bounded() -> None:
     with pytest.raises(UpstreamStatusError):
         await run({"one": backend}, attempts)
     assert len(backend.calls) == 6 == trace.attempts
+
+
+async def test_a_retry_gets_the_request_parsed_again_and_nothing_keeps_the_first() -> None:
+    from proxy.backends.failover import Requests
+    first = FakeBackend([[Fail(status(503))]])
+    second = FakeBackend([text_answer("ok")])
+    attempts, _ = setup({"one": first, "two": second}, {})
+    again_calls: list[Request] = []
+
+    def again() -> Request:
+        fresh = Request(model="m", messages=REQUEST.messages)
+        again_calls.append(fresh)
+        return fresh
+
+    original = Request(model="m", messages=REQUEST.messages)
+    requests = Requests(original, again)
+    batches = [b async for b in stream_with_failover({"one": first, "two": second}, attempts,
+                                                     requests, CALL, 5.0)]
+    assert texts(batches) == "ok"
+    assert first.calls[0].request is original and second.calls[0].request is again_calls[0]
+    assert requests.first is None  # handed over once, not kept
