@@ -66,7 +66,7 @@ class Client:
 
 def frames(raw: bytes) -> list[dict[str, Any]]:
     decoder = SSEDecoder()
-    return [json.loads(d) if d != "[DONE]" else {"type": "[DONE]"} for d in decoder.frames(raw)]
+    return [json.loads(d) if d != b"[DONE]" else {"type": "[DONE]"} for d in decoder.frames(raw)]
 
 
 def text_of(events: list[dict[str, Any]]) -> str:
