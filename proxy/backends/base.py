@@ -24,6 +24,7 @@ import orjson
 
 from proxy.canonical import Event, Request
 from proxy.config import Settings
+from proxy.dialects.fields import parse_json_object
 from proxy.errors import UpstreamStatusError
 from proxy.redaction import Masker
 from proxy.routing import Route
@@ -111,16 +112,19 @@ class RelayRequest:
     """A client's request to pass through as it came (its model name changed, if must)."""
 
     raw: bytes
-    parsed: Mapping[str, Any]
+    model: str  # the model the body names
     headers: Mapping[str, str]  # the client's end-to-end headers (``headers.from_client``)
     path: str = ""  # after the dialect's endpoint, e.g. "/count_tokens"
     query: str = ""
+    parsed: Mapping[str, Any] | None = None  # the body's JSON, when it was parsed anyway
 
     def body_for(self, model: str) -> bytes:
-        """The same bytes, unless the model name must change."""
-        if self.parsed.get("model") == model:
+        """The same bytes, unless the model name must change (the body is then parsed, if
+        it was not, and written again)."""
+        if model == self.model:
             return self.raw
-        return orjson.dumps({**self.parsed, "model": model})
+        parsed = self.parsed if self.parsed is not None else parse_json_object(self.raw)
+        return orjson.dumps({**parsed, "model": model})
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ stall every other request while it grew to gigabytes.
 from __future__ import annotations
 
 import asyncio
+import re
 import zlib
 from typing import Any
 
@@ -31,10 +32,36 @@ from proxy.keys import OBSERVERS_KEY, SETTINGS_KEY, TRACE_KEY
 from proxy.observe.trace import Trace
 from proxy.offload import off_loop
 
+_LEADING_MODEL = re.compile(rb'\s*\{\s*"model"\s*:\s*("(?:[^"\\]|\\.)*")')
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 async def read_body(request: web.Request) -> tuple[bytes, dict[str, Any]]:
+    raw = await read_raw(request)
+    return raw, await parse_body(raw)
+
+
+async def parse_body(raw: bytes) -> dict[str, Any]:
+    return await off_loop(len(raw), parse_json_object, raw)
+
+
+def peek_model(raw: bytes) -> str | None:
+    """The body's model when it is its first key and named nowhere else (``"model"``
+    occurs once in the bytes: no duplicate key, no nested one), read without parsing the
+    rest: all a same-dialect relay needs. None otherwise: then parse it all."""
+    match = _LEADING_MODEL.match(raw)
+    if match is None or raw.count(b'"model"') != 1:
+        return None
+    try:
+        model = orjson.loads(match.group(1))
+    except orjson.JSONDecodeError:
+        return None
+    return model if type(model) is str else None
+
+
+async def read_raw(request: web.Request) -> bytes:
+    """The body's bytes: within MAX_BODY_BYTES and BODY_READ_TIMEOUT, inflated if sent
+    compressed, and noted for the DEBUG log and the session log."""
     settings = request.app[SETTINGS_KEY]
     limit = settings.max_body_bytes
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
@@ -48,7 +75,7 @@ async def read_body(request: web.Request) -> tuple[bytes, dict[str, Any]]:
     if encoding in _WBITS:
         raw = await off_loop(len(raw), inflate, raw, encoding, limit)
     request.app[OBSERVERS_KEY].request_body(request[TRACE_KEY], raw)
-    return raw, await off_loop(len(raw), parse_json_object, raw)
+    return raw
 
 
 async def _read(request: web.Request, settings: Settings) -> bytes:
@@ -129,13 +156,6 @@ def require_upstream(settings: Settings) -> None:
         raise NotConfigured("llm-dialect-proxy has no upstream configured: start it with "
                             "--upstream URL (or set UPSTREAM_URL), e.g. "
                             "https://api.deepseek.com/v1.")
-
-
-def with_model(raw: bytes, body: dict[str, Any], model: str) -> bytes:
-    """The body for a relay: the same bytes, unless the model name must change."""
-    if body.get("model") == model:
-        return raw
-    return orjson.dumps({**body, "model": model})
 
 
 def json_response(body: dict[str, Any], status: int = 200,

@@ -21,7 +21,14 @@ from proxy.dialects.fields import parse_json_object
 from proxy.dialects.openai import responses as openai_responses
 from proxy.dialects.openai.request_parse import parse_request, wants_usage
 from proxy.dialects.openai.stream_encode import PING, OpenAIStreamEncoder, error_frame
-from proxy.edge.body import Handover, json_response, read_body, require_upstream
+from proxy.edge.body import (
+    Handover,
+    json_response,
+    parse_body,
+    peek_model,
+    read_raw,
+    require_upstream,
+)
 from proxy.edge.middleware import check_caller, client_key
 from proxy.edge.relay import relay, relay_request
 from proxy.edge.streaming import DROPPED_HEADER, collect_events, stream_events
@@ -34,36 +41,52 @@ WIRE = "openai"
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    raw, body = await read_body(request)
+    raw = await read_raw(request)
     settings = request.app[SETTINGS_KEY]
+    upstreams = request.app[UPSTREAMS_KEY]
+    # The model is all a relay needs, unless web search must be looked for (Tavily set up).
+    peeked = None if upstreams.runs_web_tools else peek_model(raw)
+    body = None if peeked is not None else await parse_body(raw)
+    requested = peeked if body is None else _model(body)
     require_upstream(settings)
-    requested = body.get("model") if isinstance(body.get("model"), str) else ""
     plan = request.app[ROUTER_KEY].plan(requested or settings.model)
     check_caller(request, requested or settings.model, plan)
     # Few OpenAI-compatible upstreams search the web: with Tavily set up, the proxy does.
-    searching = (body.get("web_search_options") is not None
-                 and request.app[UPSTREAMS_KEY].runs_web_tools)
+    searching = body is not None and body.get("web_search_options") is not None \
+        and upstreams.runs_web_tools
     if plan.first.provider.wire == WIRE and not searching:
-        # Relayed to OpenAI-compatible providers; fallbacks of the other kinds, if any
-        # are left when those fail, take the request translated.
+        # Relayed to OpenAI-compatible providers, unparsed when the model is all it needs;
+        # fallbacks of the other kinds, if any are left when those fail, take the request
+        # translated.
         others = plan.translated(WIRE)
         then = partial(_translated, request, raw, body, others) if others.routes else None
-        request[TRACE_KEY].model_asked = str(body.get("model") or plan.first.model)
-        relayed = relay_request(request, raw, body)
+        request[TRACE_KEY].model_asked = requested or plan.first.model
+        relayed = relay_request(request, raw, requested or "", body)
         del raw, body  # the relay holds what it needs (and ``then`` what it would)
         return await relay(request, relayed, plan.relayed(WIRE), error_frame, then)
-    parsed, estimate = await off_loop(len(raw), _parse, body, settings)
-    usage, handover = wants_usage(body), Handover(parsed, raw)
-    del raw, body, parsed  # a retry parses the bytes again; the stream holds neither
+    handover, estimate, usage = await _parsed(raw, body, settings)
+    del raw, body  # this frame lives as long as the stream: it keeps neither
     return await _answer(request, handover, estimate, usage, plan)
 
 
-async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
+async def _translated(request: web.Request, raw: bytes, body: dict[str, Any] | None,
                       plan: Plan) -> web.StreamResponse:
     """The translated path for a relay's fallbacks of other kinds."""
-    settings = request.app[SETTINGS_KEY]
+    handover, estimate, usage = await _parsed(raw, body, request.app[SETTINGS_KEY])
+    return await _answer(request, handover, estimate, usage, plan)
+
+
+async def _parsed(raw: bytes, body: dict[str, Any] | None,
+                  settings: Settings) -> tuple[Handover, int, bool]:
+    if body is None:
+        body = await parse_body(raw)
     parsed, estimate = await off_loop(len(raw), _parse, body, settings)
-    return await _answer(request, Handover(parsed, raw), estimate, wants_usage(body), plan)
+    return Handover(parsed, raw), estimate, wants_usage(body)
+
+
+def _model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    return model if isinstance(model, str) else ""
 
 
 async def _answer(request: web.Request, handover: Handover, estimate: int,

@@ -20,7 +20,15 @@ from proxy.dialects.anthropic import responses as anthropic_responses
 from proxy.dialects.anthropic.request_parse import parse_request
 from proxy.dialects.anthropic.stream_encode import PING, AnthropicStreamEncoder, error_frame
 from proxy.dialects.fields import parse_json_object
-from proxy.edge.body import Handover, json_response, read_body, require_upstream
+from proxy.edge.body import (
+    Handover,
+    json_response,
+    parse_body,
+    peek_model,
+    read_body,
+    read_raw,
+    require_upstream,
+)
 from proxy.edge.middleware import check_caller, client_key
 from proxy.edge.relay import relay, relay_request
 from proxy.edge.streaming import DROPPED_HEADER, collect_events, stream_events
@@ -43,30 +51,40 @@ TOKEN_COUNT_CACHE = 1024  # estimates kept, by body hash
 
 async def messages(request: web.Request) -> web.StreamResponse:
     """``POST /v1/messages``: streaming or not."""
-    raw, body = await read_body(request)
+    raw = await read_raw(request)
+    peeked = peek_model(raw)
+    body = None if peeked is not None else await parse_body(raw)
+    model = _model(body) if body is not None else peeked or ""
     require_upstream(request.app[SETTINGS_KEY])
-    plan = request.app[ROUTER_KEY].plan(_model(body))
-    check_caller(request, _model(body), plan)
+    plan = request.app[ROUTER_KEY].plan(model)
+    check_caller(request, model, plan)
     if plan.first.provider.wire == WIRE:
-        # Relayed to Anthropic providers; fallbacks of the other kinds, if any are left
-        # when those fail, take the request translated.
+        # Relayed to Anthropic providers, unparsed when the model is all it needs;
+        # fallbacks of the other kinds, if any are left when those fail, take the request
+        # translated.
         others = plan.translated(WIRE)
         then = partial(_translated, request, raw, body, others) if others.routes else None
-        request[TRACE_KEY].model_asked = _model(body) or plan.first.model
-        relayed = relay_request(request, raw, body)
+        request[TRACE_KEY].model_asked = model or plan.first.model
+        relayed = relay_request(request, raw, model, body)
         del raw, body  # the relay holds what it needs (and ``then`` what it would)
         return await relay(request, relayed, plan.relayed(WIRE), error_frame, then)
-    parsed, estimate = await off_loop(len(raw), _parse, body)
-    handover = Handover(parsed, raw)
-    del raw, body, parsed  # a retry parses the bytes again; the stream holds neither
+    handover, estimate = await _parsed(raw, body)
+    del raw, body  # this frame lives as long as the stream: it keeps neither
     return await _answer(request, handover, estimate, plan)
 
 
-async def _translated(request: web.Request, raw: bytes, body: dict[str, Any],
+async def _translated(request: web.Request, raw: bytes, body: dict[str, Any] | None,
                       plan: Plan) -> web.StreamResponse:
     """The translated path for a relay's fallbacks of other kinds."""
+    handover, estimate = await _parsed(raw, body)
+    return await _answer(request, handover, estimate, plan)
+
+
+async def _parsed(raw: bytes, body: dict[str, Any] | None) -> tuple[Handover, int]:
+    if body is None:
+        body = await parse_body(raw)
     parsed, estimate = await off_loop(len(raw), _parse, body)
-    return await _answer(request, Handover(parsed, raw), estimate, plan)
+    return Handover(parsed, raw), estimate
 
 
 async def _answer(request: web.Request, handover: Handover, estimate: int,
@@ -115,7 +133,8 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
             plan = request.app[ROUTER_KEY].plan(_model(body))
             if plan.first.provider.wire == WIRE:
                 request[TRACE_KEY].model_asked = _model(body) or plan.first.model
-                return await relay(request, relay_request(request, raw, body, "/count_tokens"),
+                relayed = relay_request(request, raw, _model(body), body, "/count_tokens")
+                return await relay(request, relayed,
                                    plan.relayed(WIRE), error_frame)
     counts = request.app[TOKEN_COUNTS_KEY]
     key = hashlib.sha1(raw).digest()

@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -43,10 +44,11 @@ Fallback = Callable[[], Awaitable[web.StreamResponse]]  # the translated path, t
 ErrorFrame = Callable[[str, str], bytes]
 
 
-def relay_request(request: web.Request, raw: bytes, parsed: dict[str, object],
-                  path: str = "") -> RelayRequest:
-    return RelayRequest(raw=raw, parsed=parsed, headers=from_client(request.headers.items()),
-                        path=path, query=request.query_string)
+def relay_request(request: web.Request, raw: bytes, model: str,
+                  parsed: dict[str, Any] | None, path: str = "") -> RelayRequest:
+    return RelayRequest(raw=raw, model=model, parsed=parsed, path=path,
+                        headers=from_client(request.headers.items()),
+                        query=request.query_string)
 
 
 async def relay(request: web.Request, relayed: RelayRequest, plan: Plan,

@@ -58,12 +58,26 @@ async def test_a_relayed_body_too_deep_to_rename_its_model(
         anthropic_upstream: FakeAnthropicUpstream, start_proxy: Any) -> None:
     url = await start_proxy(upstream_url=anthropic_upstream.base_url,  # type: ignore[attr-defined]
                             upstream_dialect="anthropic", upstream_api_key="sk-ant-test-key",
-                            model="claude-default")
+                            model="claude-default", model_override="true")
     body = {"model": "another-name", "max_tokens": 5, "messages": HELLO,
             "metadata": nested(300)}
     status, _, answer = await post(url + "/v1/messages", body)
     assert status == 400 and "200 levels" in answer["error"]["message"]
     assert anthropic_upstream.requests == []
+
+
+async def test_a_relayed_body_that_keeps_its_model_goes_up_unparsed(
+        anthropic_upstream: FakeAnthropicUpstream, start_proxy: Any) -> None:
+    """Nothing is written again, so its depth is the upstream's to judge: byte for byte."""
+    url = await start_proxy(upstream_url=anthropic_upstream.base_url,  # type: ignore[attr-defined]
+                            upstream_dialect="anthropic", upstream_api_key="sk-ant-test-key")
+    anthropic_upstream.strict = False
+    raw = json.dumps({"model": "claude-x", "max_tokens": 5, "messages": HELLO,
+                      "metadata": nested(300)}).encode()
+    async with aiohttp.ClientSession() as session, session.post(
+            url + "/v1/messages", data=raw, headers={"content-type": "application/json"}) as r:
+        await r.read()
+    assert anthropic_upstream.requests[-1]["body"] == json.loads(raw)
 
 
 @pytest.mark.parametrize(("fields", "param"), [
