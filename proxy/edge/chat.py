@@ -104,7 +104,8 @@ async def _answer(request: web.Request, handover: Handover, estimate: int,
                                partial(_parse_again, raw, settings))
     del raw
     names = parsed.dropped + upstreams.unserved(parsed)
-    dropped = {DROPPED_HEADER: ",".join(names)} if names else {}
+    dropped = {DROPPED_HEADER: ",".join(names)}  # on every translated answer, even empty
+    trace.dropped = ",".join(names) or "-"
     streaming = parsed.stream
     del parsed  # the backends hold it while a retry may still need it, no longer
     if streaming:

@@ -100,7 +100,8 @@ async def _answer(request: web.Request, handover: Handover, estimate: int,
     batches = upstreams.stream(parsed, call, plan, trace, partial(_parse_again, raw))
     del raw
     names = parsed.dropped + upstreams.unserved(parsed)
-    dropped = {DROPPED_HEADER: ",".join(names)} if names else {}
+    dropped = {DROPPED_HEADER: ",".join(names)}  # on every translated answer, even empty
+    trace.dropped = ",".join(names) or "-"
     streaming = parsed.stream
     del parsed  # the backends hold it while a retry may still need it, no longer
     if streaming:

@@ -97,7 +97,7 @@ def access_fields(trace: Trace) -> dict[str, Any]:
               "tokens_in": usage.input_tokens + usage.cache_read_input_tokens if usage else None,
               "tokens_out": usage.output_tokens if usage else None,
               "stop_reason": trace.stop_reason, "attempts": trace.attempts,
-              "key": trace.key_name,
+              "key": trace.key_name, "dropped": trace.dropped,
               "worker": os.getpid()}
     return {k: escape_controls(v) if isinstance(v, str) else v for k, v in fields.items()}
 

@@ -45,6 +45,7 @@ class Trace:
     model_label: str = "other"  # a bounded name for metrics
     backend: str = "-"  # the provider that answered (or the last one tried)
     key_name: str = "-"  # the inbound key's name (never the key), a bounded label
+    dropped: str = "-"  # request fields left out on purpose (translated requests)
     attempts: int = 0
     status: int = 0
     ttfb_ms: float | None = None

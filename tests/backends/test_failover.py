@@ -165,3 +165,21 @@ async def test_a_retry_gets_the_request_parsed_again_and_nothing_keeps_the_first
     assert texts(batches) == "ok"
     assert first.calls[0].request is original and second.calls[0].request is again_calls[0]
     assert requests.first is None  # handed over once, not kept
+
+
+async def test_the_log_says_what_comes_after_a_failure(caplog: pytest.LogCaptureFixture) -> None:
+    """Not "trying the next key or fallback" when there is neither (issue 15)."""
+    import logging
+    caplog.set_level(logging.WARNING, "proxy.failover")
+    alone = FakeBackend([[Fail(status(503))]])
+    attempts, _ = setup({"one": alone}, {})
+    with pytest.raises(UpstreamStatusError):
+        await run({"one": alone}, attempts)
+    assert [r.getMessage() for r in caplog.records] == [
+        "attempt 1 on one failed (503); nothing is left to try"]
+    caplog.clear()
+    first, second = FakeBackend([[Fail(status(503))]]), FakeBackend([text_answer("ok")])
+    attempts, _ = setup({"one": first, "two": second}, {})
+    await run({"one": first, "two": second}, attempts)
+    assert [r.getMessage() for r in caplog.records] == [
+        "attempt 1 on one failed (503); trying two (two-model)"]
