@@ -115,14 +115,15 @@ class Child:
         self.log.close()
 
 
-def spawn(name: str, args: Sequence[str], port: int, env: Mapping[str, str] | None = None) -> Child:
-    """Start `python ARGS` in the repository; its own session, so Ctrl-C reaches only us."""
+def spawn(name: str, args: Sequence[str], port: int, env: Mapping[str, str] | None = None,
+          cwd: Path | None = None) -> Child:
+    """Start `python ARGS` in the repository (or `cwd`); its own session, so Ctrl-C reaches
+    only us."""
     log = tempfile.TemporaryFile(prefix=f"bench-{name}-")  # noqa: SIM115 (Child.stop closes it)
     cmd, null, out = [sys.executable, *args], subprocess.DEVNULL, subprocess.STDOUT
     environ = {**os.environ, **(env or {})}
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, stdin=null, stdout=log, stderr=out, start_new_session=True, env=environ
-    )
+    proc = subprocess.Popen(cmd, cwd=cwd or REPO, stdin=null, stdout=log, stderr=out,
+                            start_new_session=True, env=environ)
     return Child(name, proc, log, port)
 
 
