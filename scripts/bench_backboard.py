@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import orjson
 from bench_load import Runner, Sample, Target, check_batch, request_headers, target
 from bench_procs import HOST, Child, free_port, load_text, spawn, wait_healthy, wait_listening
@@ -204,29 +205,49 @@ def print_case(result: dict[str, Any]) -> None:
         print(f"  {words}: sniffer - plain = {result[f'{what}_diff_ms']:+.2f} ms (p50s); "
               f"block-to-block spread {result[f'{what}_noise_ms']:.2f} ms: {verdict} the "
               f"noise{pair_text}")
+    for name, head in result["head_ms"].items():
+        print(f"  {name} timing headers, p50: overhead {head['overhead']:.2f} ms, upstream "
+              f"attempt to the first content {head['upstream']:.2f} ms")
+    for error, n in result["errors"].items():
+        print(f"  failed x{n}: {error}")
     if "proxy_cpu_extra_ms" in result:
         print(f"  proxy CPU per request, sniffer - plain: {result['proxy_cpu_extra_ms']:+.3f} ms "
               f"(the tools' request side included), {result['proxy_cpu_extra_us_per_chunk']:+.2f}"
               f" us per chunk if it were all the sniffer's")
 
 
+async def head_times(session: aiohttp.ClientSession, proxy: Child, case: Case,
+                     pairs: int) -> dict[str, dict[str, float]]:
+    """Per path, the medians of the proxy's timing headers: its own time to the response
+    head outside the upstream attempt (``overhead``: reading and parsing the request) and
+    the attempt up to the first content decoded (``upstream``: the turn planned, the post,
+    the fake's answer), both before any event reaches the sniffer."""
+    seen: dict[str, dict[str, list[float]]] = {}
+    for i in range(pairs):
+        for t in paths(proxy.url, case)[:: 1 if i % 2 == 0 else -1]:
+            async with session.post(t.url, data=t.body, headers=t.headers) as resp:
+                await resp.read()
+                got = seen.setdefault(t.name, {"overhead": [], "upstream": []})
+                for name in got:
+                    got[name].append(float(resp.headers[f"x-llm-proxy-{name}-ms"]))
+    return {path: {name: statistics.median(v) for name, v in got.items()}
+            for path, got in seen.items()}
+
+
 async def over_http(cases: list[Case], pairs: int, blocks: int, warmup: int,
                     children: dict[str, Child], max_seconds: float) -> list[dict[str, Any]]:
-    import aiohttp
-
     fake, proxy = start(children)
     await wait_listening(fake)
+    results = []
     async with aiohttp.ClientSession() as session:
         await wait_healthy(session, proxy)
-    results = []
-    for case in cases:
-        runner = Runner(timeout=60, max_failures=10, seconds=max_seconds)
-        results.append(await run_case(runner, fake, proxy, case, pairs, blocks, warmup))
-        runner.close()
-        print_case(results[-1])
-        for error, n in runner.errors.items():
-            print(f"  failed x{n}: {error}")
-        results[-1]["errors"] = dict(runner.errors)
+        for case in cases:
+            runner = Runner(timeout=60, max_failures=10, seconds=max_seconds)
+            results.append(await run_case(runner, fake, proxy, case, pairs, blocks, warmup))
+            runner.close()
+            results[-1]["errors"] = dict(runner.errors)
+            results[-1]["head_ms"] = await head_times(session, proxy, case, max(pairs // 2, 2))
+            print_case(results[-1])
     return results
 
 
