@@ -68,6 +68,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="seconds between 8-character deltas (0.01: 400 characters in 0.5 s)")
     c.add_argument("--startup", type=float, default=0.5,
                    help="the fake CLI's start-up seconds before it reads stdin (0.5)")
+    c.add_argument("--requests", type=int,
+                   help="warm and back-to-back requests (12; 6 with --real); cold: half")
     c.add_argument("--real", action="store_true", help="the real Claude Code CLI instead, "
                    "against the fake Anthropic API (CLAUDE_CODE_BIN or .cc/node_modules)")
     ap.add_argument("--serve-anthropic", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -95,11 +97,12 @@ async def cli(args: argparse.Namespace, children: dict[str, Child]) -> dict[str,
     if args.real and real is None:
         raise RuntimeError("no real Claude Code CLI: set CLAUDE_CODE_BIN")
     setup = bench_cli_pool.Setup(args.pool_size, args.reply, args.delta, args.startup, real)
-    print(f"cli: {real or 'the fake CLI'}, pool {setup.pool}, {setup.reply} characters in "
-          f"deltas of 8, {setup.delta:g} s apart, start-up {setup.startup:g} s"
-          + (" (the fake's; the real CLI's own)" if real else ""))
-    return {"setup": vars(setup), "results": await bench_cli_pool.run(setup, args.quick,
-                                                                      children)}
+    startup = "its own start-up" if real else f"start-up {setup.startup:g} s"
+    source = "the fake Anthropic API streams" if real else "the fake CLI streams"
+    print(f"cli: {real or 'the fake CLI'}, pool {setup.pool}; {source} {setup.reply} "
+          f"characters in deltas of 8, {setup.delta:g} s apart; {startup}")
+    results = await bench_cli_pool.run(setup, args.quick, children, args.requests)
+    return {"setup": vars(setup), "results": results}
 
 
 def failed(doc: dict[str, Any]) -> bool:

@@ -289,8 +289,9 @@ def start_anthropic(setup: Setup, children: dict[str, Child]) -> Child:
 # --- all of it ------------------------------------------------------------------------------------
 
 
-async def run(setup: Setup, quick: bool, children: dict[str, Child]) -> list[dict[str, Any]]:
-    n = 3 if quick else (6 if setup.real else 12)
+async def run(setup: Setup, quick: bool, children: dict[str, Child],
+              requests: int | None = None) -> list[dict[str, Any]]:
+    n = requests or (3 if quick else (6 if setup.real else 12))
     timeout = aiohttp.ClientTimeout(total=180)
     results: list[dict[str, Any]] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
