@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -291,6 +292,15 @@ def start_anthropic(setup: Setup, children: dict[str, Child]) -> Child:
 
 async def run(setup: Setup, quick: bool, children: dict[str, Child],
               requests: int | None = None) -> list[dict[str, Any]]:
+    try:
+        return await scenarios(setup, quick, children, requests)
+    finally:
+        if setup.home:
+            shutil.rmtree(setup.home, ignore_errors=True)
+
+
+async def scenarios(setup: Setup, quick: bool, children: dict[str, Child],
+                    requests: int | None) -> list[dict[str, Any]]:
     n = requests or (3 if quick else (6 if setup.real else 12))
     timeout = aiohttp.ClientTimeout(total=180)
     results: list[dict[str, Any]] = []
