@@ -48,7 +48,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     help="a configuration: its name and its bench arguments (shell words)")
     ap.add_argument("--repeats", type=int, default=2, help="rounds (2)")
     ap.add_argument("--out", type=Path, help="folder for each run's JSON and output")
-    ap.add_argument("--report", type=Path, metavar="DIR", help="only print a finished run's table")
+    ap.add_argument("--report", type=Path, nargs="+", metavar="DIR",
+                    help="only print the table of finished runs (several folders: pooled)")
     ap.add_argument("--timeout", type=float, default=1800, help="per bench run, seconds (1800)")
     ap.add_argument("shared", nargs="*", help="after --: arguments every run gets")
     return ap.parse_args(argv)
@@ -90,23 +91,29 @@ def run_all(args: argparse.Namespace) -> Path:
     return args.out
 
 
-def rows(folder: Path) -> list[tuple[str, list[str]]]:
+def rows(folders: list[Path]) -> list[tuple[str, list[str]]]:
     """(a heading, its lines) per workload, scenario and direction."""
-    runs = orjson.loads((folder / "runs.json").read_bytes())
     found: dict[tuple[str, str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-    for run in runs:
-        path = folder / f"{run['tag']}.json"
-        if not path.exists():
-            continue
-        for sc in orjson.loads(path.read_bytes())["scenarios"]:
-            key = (sc["workload"], sc["scenario"], sc["direction"])
-            found.setdefault(key, []).append((run, sc))
+    for folder in folders:
+        pooled = len(folders) > 1
+        for run in orjson.loads((folder / "runs.json").read_bytes()):
+            path = folder / f"{run['tag']}.json"
+            if path.exists():
+                shown = f"{folder.name}/{run['tag']}" if pooled else run["tag"]
+                scenarios(found, {**run, "tag": shown}, path)
     out = []
     for (workload, scenario, direction), got in found.items():
         lines = [describe(run, sc) for run, sc in got]
         lines += spread(scenario, got)
         out.append((f"{workload} {scenario} {direction}", lines))
     return out
+
+
+def scenarios(found: dict[tuple[str, str, str], list[tuple[dict[str, Any], dict[str, Any]]]],
+              run: dict[str, Any], path: Path) -> None:
+    for sc in orjson.loads(path.read_bytes())["scenarios"]:
+        key = (sc["workload"], sc["scenario"], sc["direction"])
+        found.setdefault(key, []).append((run, sc))
 
 
 def value(scenario: str, sc: dict[str, Any]) -> float:
@@ -117,7 +124,7 @@ def value(scenario: str, sc: dict[str, Any]) -> float:
 
 def describe(run: dict[str, Any], sc: dict[str, Any]) -> str:
     direct, proxy = sc["paths"]["direct"], sc["paths"].get("proxy")
-    head = f"  {run['tag']:<16}"
+    head = f"  {run['tag']:<20}"
     if proxy is None:
         return head + "no proxy path"
     failed = f", {proxy['failed']} failed" if proxy["failed"] else ""
@@ -151,9 +158,9 @@ def spread(scenario: str, got: list[tuple[dict[str, Any], dict[str, Any]]]) -> l
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    folder = args.report or run_all(args)
-    print(f"\n== bench_matrix: {folder}")
-    for heading, lines in rows(folder):
+    folders = args.report or [run_all(args)]
+    print(f"\n== bench_matrix: {', '.join(map(str, folders))}")
+    for heading, lines in rows(folders):
         print(heading)
         print("\n".join(lines))
     return 0
