@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import orjson
@@ -152,8 +153,9 @@ def spread(scenario: str, got: list[tuple[dict[str, Any], dict[str, Any]]]) -> l
         ratios.setdefault(run["config"], []).append(mine - base if scenario == "latency"
                                                     else mine / base)
     unit, rel = ("ms p50 total", "added ms") if scenario == "latency" else ("req/s", "ratio")
-    return [f"  => {name:<12} {unit} {min(v):.2f}-{max(v):.2f} (mean {sum(v) / len(v):.2f}); "
-            f"{rel} {min(ratios[name]):.3f}-{max(ratios[name]):.3f}" for name, v in by.items()]
+    return [f"  => {name:<12} {unit} {min(v):.2f}-{max(v):.2f} (median {median(v):.2f}); "
+            f"{rel} {min(ratios[name]):.3f}-{max(ratios[name]):.3f} (median "
+            f"{median(ratios[name]):.3f})" for name, v in by.items()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
