@@ -36,6 +36,8 @@ How to run (from the repository root)::
     .venv/bin/python scripts/bench.py --workload light --scenarios latency,throughput
     .venv/bin/python scripts/bench.py --scenarios long-streams --long-directions a2o,o2a
     .venv/bin/python scripts/bench.py --json out.json --plot out.png   # plot: matplotlib
+    .venv/bin/python scripts/bench.py --proxy-arg=--workers=2 --proxy-arg=--state-url=memory://
+    .venv/bin/python scripts/bench.py --proxy-root ../old-worktree   # an older proxy, same bench
     .venv/bin/python scripts/bench.py --upstream-url https://api.deepseek.com/v1 \\
         --upstream-dialect openai --upstream-key "$KEY" --model deepseek-chat --quick
 
@@ -87,7 +89,14 @@ if str(HERE) not in sys.path:  # imported from elsewhere than `python scripts/be
 
 from bench_load import Progress  # noqa: E402
 from bench_plot import plot  # noqa: E402
-from bench_procs import Child, free_port, raise_open_files, spawn, wait_healthy  # noqa: E402
+from bench_procs import (  # noqa: E402
+    REPO,
+    Child,
+    free_port,
+    raise_open_files,
+    spawn,
+    wait_healthy,
+)
 from bench_report import (  # noqa: E402
     DIRECTIONS,
     SCENARIOS,
@@ -185,7 +194,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     o.add_argument("--plot", metavar="PATH.png", help="also draw them (needs matplotlib)")
     o.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     o.add_argument("--no-proxy", action="store_true", help="measure the direct paths only")
-    o.add_argument("--proxy-arg", action="append", default=[], help="extra argument, every proxy")
+    o.add_argument("--proxy-arg", action="append", default=[],
+                   help="extra argument, every proxy; repeat it, as --proxy-arg=--workers=2")
+    o.add_argument("--proxy-root", type=Path, metavar="DIR",
+                   help="run `python -m proxy` from this checkout instead of this one (an "
+                   "older commit's worktree, to compare against)")
     args = ap.parse_args(argv)
     return settle(ap, args)
 
@@ -238,7 +251,10 @@ def proxy_flags(dialect: str, base: str, port: int, args: argparse.Namespace) ->
 def start_proxy(name: str, dialect: str, base: str, args: argparse.Namespace) -> Child:
     port = free_port()
     env = {"UPSTREAM_API_KEY": args.upstream_key} if args.upstream_url else {}
-    return spawn(name, ["-m", "proxy", *proxy_flags(dialect, base, port, args)], port, env)
+    if args.proxy_root is not None:  # `-m` puts the working directory first on the path
+        env["PYTHONPATH"] = str(args.proxy_root)
+    argv = ["-m", "proxy", *proxy_flags(dialect, base, port, args)]
+    return spawn(name, argv, port, env, cwd=args.proxy_root)
 
 
 def start_children(args: argparse.Namespace, children: dict[str, Child]) -> dict[str, Upstream]:
@@ -331,6 +347,7 @@ def write_json(path: str, args: argparse.Namespace, scenarios: list[Scenario], f
         "load_average": load_average(),
         "plan": dict(plan(args)),
         "proxy_args": args.proxy_arg,
+        "proxy_root": str(args.proxy_root or REPO),
         "scenarios": [asdict(s) for s in scenarios],
         "targets": targets,
     }
@@ -365,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {where(args)}, {os.cpu_count()} CPUs, ", end="")
         print(f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, ", end="")
         print(f"open-files limit {files}, load average {load_average()}")
+        if args.proxy_root or args.proxy_arg:
+            print(f"bench: proxy from {args.proxy_root or REPO}, extra arguments {args.proxy_arg}")
         if args.upstream_url:
             print(f"bench: sending real requests to {where(args)}", file=sys.stderr)
         with asyncio.Runner(loop_factory=new_loop) as runner:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -115,14 +116,15 @@ class Child:
         self.log.close()
 
 
-def spawn(name: str, args: Sequence[str], port: int, env: Mapping[str, str] | None = None) -> Child:
-    """Start `python ARGS` in the repository; its own session, so Ctrl-C reaches only us."""
+def spawn(name: str, args: Sequence[str], port: int, env: Mapping[str, str] | None = None,
+          cwd: Path | None = None) -> Child:
+    """Start `python ARGS` in the repository (or `cwd`); its own session, so Ctrl-C reaches
+    only us."""
     log = tempfile.TemporaryFile(prefix=f"bench-{name}-")  # noqa: SIM115 (Child.stop closes it)
     cmd, null, out = [sys.executable, *args], subprocess.DEVNULL, subprocess.STDOUT
     environ = {**os.environ, **(env or {})}
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, stdin=null, stdout=log, stderr=out, start_new_session=True, env=environ
-    )
+    proc = subprocess.Popen(cmd, cwd=cwd or REPO, stdin=null, stdout=log, stderr=out,
+                            start_new_session=True, env=environ)
     return Child(name, proc, log, port)
 
 
@@ -182,3 +184,47 @@ def io_calls(pids: list[int]) -> tuple[int, int] | None:
         reads += int(fields.get("syscr", 0))
         writes += int(fields.get("syscw", 0))
     return reads, writes
+
+
+async def wait_listening(child: Child, seconds: float = 20.0) -> None:
+    """Wait until `child` accepts connections on its port (a server with no /health)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise RuntimeError(f"{child.name} exited: {child.proc.returncode}\n{child.log_tail()}")
+        try:
+            _, writer = await asyncio.open_connection(HOST, child.port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
+    raise RuntimeError(f"{child.name}: port {child.port} not open within {seconds:g} s")
+
+
+def stop_tree(child: Child) -> None:
+    """Stop `child` and then any descendant it left behind (a proxy's CLI processes, which
+    it should stop itself), each by its PID, only if it is still the same process."""
+    left = {pid: started(pid) for pid in family(child.proc.pid)[1:]}
+    child.stop()
+    for pid, when in left.items():
+        if when is not None and started(pid) == when:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def started(pid: int) -> str | None:
+    """When the process `pid` started (clock ticks after boot, /proc), or None: with the
+    PID it names one process, even if the PID is reused later."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def load_text() -> str:
+    """The 1, 5 and 15 minute load averages as /proc/loadavg says them (Linux)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"

@@ -1,6 +1,7 @@
 """scripts/bench.py --quick runs end to end: every scenario, workload and direction, no
 failures; and its parts: the workloads' bodies, the fake upstream's writes, the load
-generator's HTTP parser, the checks of what comes back.
+generator's HTTP parser, the checks of what comes back. scripts/bench_backends.py --quick
+runs its backboard and CLI scenarios against their fakes, every answer checked.
 
 Only that the benchmark works and checks what it receives is tested here, never how fast
 this machine is: no timing, no target's verdict is asserted.
@@ -90,6 +91,48 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def run_backends(tmp_path: Path, *args: str) -> dict[str, object]:
+    out = tmp_path / "backends.json"
+    cmd = [sys.executable, "scripts/bench_backends.py", "--quick", "--json", str(out), *args]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    doc: dict[str, object] = orjson.loads(out.read_bytes())
+    return doc
+
+
+def test_the_backboard_scenario_sends_both_requests_and_checks_them(tmp_path: Path) -> None:
+    doc = run_backends(tmp_path, "--scenario", "backboard", "--delays-ms", "0", "--texts",
+                       "prose,braces", "--chunks", "40")
+    cases = doc["http"]
+    assert isinstance(cases, list) and [c["text"] for c in cases] == ["prose", "braces"]
+    for case in cases:
+        for name in ("sniffer", "plain"):  # every answer whole, its text the one asked for
+            path = case["paths"][name]
+            assert path["ok"] == 4 and path["failed"] == 0, (case["case"], name)
+        assert case["errors"] == {}
+    inproc = doc["in_process"]
+    assert isinstance(inproc, dict)
+    assert set(inproc["read_loop_us_per_chunk"]) == {"prose", "braces"}
+    assert set(inproc["request_side_us"]) == {"sniffer", "plain"}
+
+
+def test_the_cli_scenarios_run_against_the_fake_cli(tmp_path: Path) -> None:
+    doc = run_backends(tmp_path, "--scenario", "cli", "--pool-size", "2", "--startup", "0.1",
+                       "--reply", "40", "--delta", "0.001")
+    results = doc["results"]
+    assert isinstance(results, list)
+    names = [r["scenario"] for r in results]
+    assert names == ["warm", "cold", "back-to-back", "throughput", "throughput", "burst",
+                     "burst", "burst"]
+    for r in results:
+        if r["scenario"] == "burst":  # a full queue answers 503 with retry-after, nothing else
+            assert set(r["statuses"]) <= {"200", "503"}, r
+            assert sum(r["retry_after"].values()) == r["statuses"].get("503", 0), r
+            assert r["ok"] + r["statuses"].get("503", 0) == r["clients"], r
+        else:
+            assert r["failed"] == 0 and r["ok"] > 0, r
 
 
 def test_bench_against_an_upstream_url(tmp_path: Path) -> None:
