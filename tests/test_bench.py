@@ -270,6 +270,15 @@ async def settle(loop_turns: int = 500) -> None:
         await asyncio.sleep(0)
 
 
+async def finished(transport: RecordingTransport, limit: float = 10.0) -> None:
+    """Until the fake wrote its last chunk (it paces by the millisecond, so loop turns
+    alone are not enough on a busy machine); a bound, not a timing assertion."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while not (transport.writes and transport.writes[-1] == LAST_CHUNK):
+        assert asyncio.get_running_loop().time() < deadline, "the fake never finished"
+        await asyncio.sleep(0.001)
+
+
 def request(path: str, body: bytes) -> bytes:
     return b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
         path.encode(), len(body), body)
@@ -284,7 +293,7 @@ async def test_the_fake_writes_each_frame_as_one_chunk_with_one_write(chunk_yiel
     wire = request("/v1/chat/completions", b'{"stream": true}')
     for piece in (wire[:7], wire[7:30], wire[30:]):  # a request may come in pieces
         conn.data_received(piece)
-    await settle()
+    await finished(transport)
     head, texts, tail = openai_stream()
     assert transport.writes == [SSE_HEAD, *(chunk(f) for f in head + texts + tail), LAST_CHUNK]
     parser = ResponseParser()
@@ -303,7 +312,7 @@ async def test_the_fake_waits_for_its_transport_to_drain() -> None:
     await settle()
     assert 1 < written == len(transport.writes)  # nothing more until it drained
     conn.resume_writing()
-    await settle()
+    await finished(transport)
     head, texts, tail = anthropic_stream()
     frames = head + texts + tail
     assert transport.writes == [SSE_HEAD, *(chunk(f) for f in frames), LAST_CHUNK]
