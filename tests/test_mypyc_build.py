@@ -1,5 +1,6 @@
 """The optional mypyc build (scripts/build_mypyc.py): compiled modules write the very bytes
-plain Python writes, and a compiled module never outlives its source.
+plain Python writes, a compiled module never outlives its source, and no interpreted class
+inherits from a compiled one (mypyc forbids it: TypeError on first use).
 
 The comparison runs every recorded OpenAI and Anthropic stream (whole, byte by byte, in
 random pieces) through framing, decoder, ``coalesce`` and encoder in two child processes,
@@ -11,6 +12,7 @@ compiler here, the test is skipped.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -55,6 +57,31 @@ def test_no_compiled_module_is_older_than_its_source() -> None:
     assert state in ("plain", "compiled"), (
         f"proxy/ holds {state} mypyc modules: run `bash scripts/build-mypyc` again, "
         "or `bash scripts/build-mypyc --clean`")
+
+
+def test_every_subclass_of_a_compiled_class_is_compiled_too() -> None:
+    # An interpreted class may not inherit from a compiled one: a new StreamDecoder left
+    # out of MODULES would raise TypeError on its first stream, and only when compiled.
+    compiled = {m.removesuffix(".py").replace("/", ".") for m in build_mypyc.MODULES}
+    defined: dict[str, str] = {}  # class name -> the compiled module defining it
+    trees = {path: ast.parse(path.read_text()) for path in (REPO / "proxy").rglob("*.py")}
+    for path, tree in trees.items():
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+        if module in compiled:
+            defined |= {node.name: module for node in ast.walk(tree)
+                        if isinstance(node, ast.ClassDef)}
+    assert "StreamDecoder" in defined and "SSEDecoder" in defined
+    for path, tree in [*trees.items(), *((p, ast.parse(p.read_text()))
+                                         for p in (REPO / "tests").rglob("*.py"))]:
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ClassDef) or module in compiled:
+                continue
+            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")
+                     for b in node.bases}
+            assert not bases & defined.keys(), (
+                f"{module}.{node.name} inherits from compiled {bases & defined.keys()}: "
+                "add its module to scripts/build_mypyc.py MODULES")
 
 
 def test_compiled_and_plain_python_write_the_same_bytes(compiled_tree: Path,
