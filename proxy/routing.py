@@ -66,6 +66,8 @@ class Router:
             self.providers: tuple[Provider, ...] = (self._single,)
         else:
             self.providers = providers.providers
+        # The wires some provider speaks: a client of another needs no relay (nor a peek).
+        self.wires = frozenset(provider.wire for provider in self.providers)
 
     def listed_models(self) -> list[tuple[str, str]]:
         """(id, display name) of every model a client may ask for."""

@@ -5,16 +5,20 @@
 * ``check_anthropic_stream``: a validator of the Anthropic event grammar (protocols.md 1.5)
   that every translated stream in the suite goes through;
 * ``transcode_anthropic`` and ``check_openai_stream``: the same pair the other way round
-  (Anthropic stream bytes -> OpenAI chunks, and the OpenAI chunk grammar, 2.4 and 3).
+  (Anthropic stream bytes -> OpenAI chunks, and the OpenAI chunk grammar, 2.4 and 3);
+* ``unavailable``: a missing prerequisite (a CLI, a server, a package) skips a test on a
+  laptop and fails it under CI, which must have installed it.
 """
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
+import pytest
 
 from proxy.canonical import Event
 from proxy.dialects.anthropic.stream_decode import AnthropicStreamDecoder
@@ -26,6 +30,14 @@ from proxy.errors import ProxyError
 from proxy.sse import SSEDecoder, SSEEvent
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip for want of a prerequisite; under CI (``CI`` set) fail instead: a skipped test
+    there would pass a run that tested nothing."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set: CI must install it.)")
+    pytest.skip(message)
 
 
 def fixture(name: str) -> bytes:

@@ -73,7 +73,7 @@ class BackboardBackend(HttpBackend):
         """The provider key whose thread holds this conversation, if one does."""
         if len(self.provider.keys) < 2:
             return None
-        turn = await self._turn(request, 0)
+        turn, _ = await self._turn(request, 0)
         for key in self.provider.keys:
             if await self.threads.holds(key, turn):
                 return key
@@ -87,8 +87,8 @@ class BackboardBackend(HttpBackend):
         if not key:
             raise AuthenticationFailed("backboard needs an API key: set UPSTREAM_API_KEY (or "
                                        "BBD_API_KEY), or send yours as x-api-key.")
-        turn = await self._turn(request, call.body_size)
-        if dropped := without_media(request).dropped[len(request.dropped):]:
+        turn, dropped = await self._turn(request, call.body_size)
+        if dropped:
             log.info("%s: not sent to backboard, which cannot take them: %s",
                      call.message_id, ", ".join(dropped))
         taken = await self.threads.for_turn(key, turn)
@@ -115,7 +115,8 @@ class BackboardBackend(HttpBackend):
             for taken_thread in used:
                 await self.threads.release(taken_thread.thread)
 
-    async def _turn(self, request: Request, size: int) -> Turn:
+    async def _turn(self, request: Request, size: int) -> tuple[Turn, tuple[str, ...]]:
+        """The turn to post, and the media left out of it (backboard takes none)."""
         return await off_loop(size, _plan, request)
 
     async def _post_turn(self, stack: contextlib.AsyncExitStack, key: str, turn: Turn,
@@ -212,5 +213,6 @@ class BackboardBackend(HttpBackend):
         return await self.threads.clear()
 
 
-def _plan(request: Request) -> Turn:
-    return plan_turn(describe_tools(without_media(request)))
+def _plan(request: Request) -> tuple[Turn, tuple[str, ...]]:
+    sendable = without_media(request)
+    return plan_turn(describe_tools(sendable)), sendable.dropped[len(request.dropped):]

@@ -53,8 +53,9 @@ class OpenAIBackend(HttpBackend):
         held = [request]  # taken by the opener, so that nothing keeps it once rendered
 
         async def opener(stack: contextlib.AsyncExitStack) -> Opened:
-            model, data = await self._rendered(held.pop(), route, call.body_size, tool_names)
-            response = await self._post(stack, model, data, key)
+            model, learned, data = await self._rendered(held.pop(), route, call.body_size,
+                                                        tool_names)
+            response = await self._post(stack, model, learned, data, key)
             if response.content_type == "application/json":  # stream=true was ignored
                 return decoder.feed_completion(json_object(await response.read()))
             return HttpBody(response)
@@ -69,21 +70,21 @@ class OpenAIBackend(HttpBackend):
         return {**relay.headers, **self._extra, **credentials("openai", key)}
 
     async def _rendered(self, request: Request, route: Route, size: int,
-                        tool_names: dict[str, str]) -> tuple[str, bytes]:
-        """The upstream model and the request's bytes, with what the model refused before
+                        tool_names: dict[str, str]) -> tuple[str, Learned, bytes]:
+        """The upstream model, what it refused before, and the request's bytes with that
         left out. Only the bytes outlive this: the rendered object, several times their
         size, is gone before the upstream is even called."""
         rendered = await off_loop(size, render_request, request, self._render_options(route))
         tool_names.update(rendered.tool_names)
         model = str(rendered.body["model"])
         learned = await self._learned.get(model)
-        return model, orjson.dumps(learned.apply(rendered.body))
+        return model, learned, orjson.dumps(learned.apply(rendered.body))
 
-    async def _post(self, stack: contextlib.AsyncExitStack, model: str, data: bytes,
-                    key: str | None) -> Any:
+    async def _post(self, stack: contextlib.AsyncExitStack, model: str, learned: Learned,
+                    data: bytes, key: str | None) -> Any:
         """POST upstream; a 400 that names a limit of the model is mended and retried once
         (the bytes parsed again for it: a rare path)."""
-        learned, mendable = await self._learned.get(model), True
+        mendable = True
         headers = openai_headers(self._extra, key)
         while True:
             response = await self.post(stack, self._url, data, headers)

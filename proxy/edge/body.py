@@ -45,6 +45,12 @@ async def parse_body(raw: bytes) -> dict[str, Any]:
     return await off_loop(len(raw), parse_json_object, raw)
 
 
+def body_model(body: dict[str, Any]) -> str:
+    """The parsed body's model, or "" when it names none (or not as a string)."""
+    model = body.get("model")
+    return model if isinstance(model, str) else ""
+
+
 def peek_model(raw: bytes) -> str | None:
     """The body's model when it is its first key and named nowhere else (``"model"``
     occurs once in the bytes: no duplicate key, no nested one), read without parsing the

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from proxy.backends.base import Call
-from proxy.backends.headers import from_client
 from proxy.canonical import Request
 from proxy.config import Settings
 from proxy.dialects.fields import parse_json_object
@@ -23,16 +20,18 @@ from proxy.dialects.openai.request_parse import parse_request, wants_usage
 from proxy.dialects.openai.stream_encode import PING, OpenAIStreamEncoder, error_frame
 from proxy.edge.body import (
     Handover,
+    body_model,
     json_response,
     parse_body,
     peek_model,
     read_raw,
     require_upstream,
 )
-from proxy.edge.middleware import check_caller, client_key
+from proxy.edge.calls import backend_call, dropped_headers
+from proxy.edge.middleware import check_caller
 from proxy.edge.relay import relay, relay_request
-from proxy.edge.streaming import DROPPED_HEADER, collect_events, stream_events
-from proxy.keys import OBSERVERS_KEY, ROUTER_KEY, SETTINGS_KEY, TRACE_KEY, UPSTREAMS_KEY
+from proxy.edge.streaming import collect_events, stream_events
+from proxy.keys import ROUTER_KEY, SETTINGS_KEY, TRACE_KEY, UPSTREAMS_KEY
 from proxy.offload import off_loop
 from proxy.routing import Plan
 from proxy.tokens import estimate_input_tokens
@@ -44,12 +43,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     raw = await read_raw(request)
     settings = request.app[SETTINGS_KEY]
     upstreams = request.app[UPSTREAMS_KEY]
-    # The model is all a relay needs, unless web search must be looked for (Tavily set up).
-    peeked = None if upstreams.runs_web_tools else peek_model(raw)
+    # The model is all a relay needs, unless web search must be looked for (Tavily set up);
+    # with no OpenAI-compatible provider to relay to, parse it all.
+    router = request.app[ROUTER_KEY]
+    relayable = WIRE in router.wires and not upstreams.runs_web_tools
+    peeked = peek_model(raw) if relayable else None
     body = None if peeked is not None else await parse_body(raw)
-    requested = peeked if body is None else _model(body)
+    requested = peeked if body is None else body_model(body)
     require_upstream(settings)
-    plan = request.app[ROUTER_KEY].plan(requested or settings.model)
+    plan = router.plan(requested or settings.model)
     check_caller(request, requested or settings.model, plan)
     # Few OpenAI-compatible upstreams search the web: with Tavily set up, the proxy does.
     searching = body is not None and body.get("web_search_options") is not None \
@@ -84,28 +86,18 @@ async def _parsed(raw: bytes, body: dict[str, Any] | None,
     return Handover(parsed, raw), estimate, wants_usage(body)
 
 
-def _model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    return model if isinstance(model, str) else ""
-
-
 async def _answer(request: web.Request, handover: Handover, estimate: int,
                   include_usage: bool, plan: Plan) -> web.StreamResponse:
     settings, trace = request.app[SETTINGS_KEY], request[TRACE_KEY]
     parsed, raw = handover.take()
     trace.model_asked = model = parsed.model
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
-    call = Call(message_id=completion_id, client_model=model, input_tokens=estimate,
-                client_key=client_key(request),
-                client_headers=from_client(request.headers.items()), body_size=len(raw),
-                record=_recorder(request))
+    call = backend_call(request, completion_id, model, estimate, len(raw))
     upstreams = request.app[UPSTREAMS_KEY]
     batches = upstreams.stream(parsed, call, plan, trace,
                                partial(_parse_again, raw, settings))
     del raw
-    names = parsed.dropped + upstreams.unserved(parsed)
-    dropped = {DROPPED_HEADER: ",".join(names)}  # on every translated answer, even empty
-    trace.dropped = ",".join(names) or "-"
+    dropped = dropped_headers(request, parsed.dropped + upstreams.unserved(parsed))
     streaming = parsed.stream
     del parsed  # the backends hold it while a retry may still need it, no longer
     if streaming:
@@ -138,9 +130,3 @@ def _with_defaults(request: Request, settings: Settings) -> Request:
     if settings.system_prompt and not has_system:
         return replace(request, system=(settings.system_prompt,))
     return request
-
-
-def _recorder(request: web.Request) -> Callable[[bytes], None] | None:
-    """Where a backend's raw lines go, when a session log wants them."""
-    wanted = request.app[OBSERVERS_KEY].session_log is not None
-    return request[TRACE_KEY].record_upstream if wanted else None

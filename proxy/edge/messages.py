@@ -7,14 +7,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from proxy.backends.base import Call
-from proxy.backends.headers import from_client
 from proxy.canonical import Request
 from proxy.dialects.anthropic import responses as anthropic_responses
 from proxy.dialects.anthropic.request_parse import parse_request
@@ -22,6 +19,7 @@ from proxy.dialects.anthropic.stream_encode import PING, AnthropicStreamEncoder,
 from proxy.dialects.fields import parse_json_object
 from proxy.edge.body import (
     Handover,
+    body_model,
     json_response,
     parse_body,
     peek_model,
@@ -29,12 +27,12 @@ from proxy.edge.body import (
     read_raw,
     require_upstream,
 )
-from proxy.edge.middleware import check_caller, client_key
+from proxy.edge.calls import backend_call, dropped_headers
+from proxy.edge.middleware import check_caller
 from proxy.edge.relay import relay, relay_request
-from proxy.edge.streaming import DROPPED_HEADER, collect_events, stream_events
+from proxy.edge.streaming import collect_events, stream_events
 from proxy.errors import NotFound
 from proxy.keys import (
-    OBSERVERS_KEY,
     ROUTER_KEY,
     SETTINGS_KEY,
     TOKEN_COUNTS_KEY,
@@ -52,9 +50,10 @@ TOKEN_COUNT_CACHE = 1024  # estimates kept, by body hash
 async def messages(request: web.Request) -> web.StreamResponse:
     """``POST /v1/messages``: streaming or not."""
     raw = await read_raw(request)
-    peeked = peek_model(raw)
+    # The model is all a relay needs; with no Anthropic provider to relay to, parse it all.
+    peeked = peek_model(raw) if WIRE in request.app[ROUTER_KEY].wires else None
     body = None if peeked is not None else await parse_body(raw)
-    model = _model(body) if body is not None else peeked or ""
+    model = body_model(body) if body is not None else peeked or ""
     require_upstream(request.app[SETTINGS_KEY])
     plan = request.app[ROUTER_KEY].plan(model)
     check_caller(request, model, plan)
@@ -92,16 +91,12 @@ async def _answer(request: web.Request, handover: Handover, estimate: int,
     settings, trace = request.app[SETTINGS_KEY], request[TRACE_KEY]
     parsed, raw = handover.take()
     trace.model_asked = parsed.model
-    call = Call(message_id=f"msg_{secrets.token_hex(12)}", client_model=parsed.model,
-                input_tokens=estimate, client_key=client_key(request),
-                client_headers=from_client(request.headers.items()), body_size=len(raw),
-                record=_recorder(request))
+    call = backend_call(request, f"msg_{secrets.token_hex(12)}", parsed.model, estimate,
+                        len(raw))
     upstreams = request.app[UPSTREAMS_KEY]
     batches = upstreams.stream(parsed, call, plan, trace, partial(_parse_again, raw))
     del raw
-    names = parsed.dropped + upstreams.unserved(parsed)
-    dropped = {DROPPED_HEADER: ",".join(names)}  # on every translated answer, even empty
-    trace.dropped = ",".join(names) or "-"
+    dropped = dropped_headers(request, parsed.dropped + upstreams.unserved(parsed))
     streaming = parsed.stream
     del parsed  # the backends hold it while a retry may still need it, no longer
     if streaming:
@@ -130,11 +125,12 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
     else the same local estimate ``message_start`` reports (never sent elsewhere)."""
     raw, body = await read_body(request)
     if request.app[SETTINGS_KEY].upstream_configured:
+        model = body_model(body)
         with contextlib.suppress(NotFound):  # an unknown model can still be counted here
-            plan = request.app[ROUTER_KEY].plan(_model(body))
+            plan = request.app[ROUTER_KEY].plan(model)
             if plan.first.provider.wire == WIRE:
-                request[TRACE_KEY].model_asked = _model(body) or plan.first.model
-                relayed = relay_request(request, raw, _model(body), body, "/count_tokens")
+                request[TRACE_KEY].model_asked = model or plan.first.model
+                relayed = relay_request(request, raw, model, body, "/count_tokens")
                 return await relay(request, relayed,
                                    plan.relayed(WIRE), error_frame)
     counts = request.app[TOKEN_COUNTS_KEY]
@@ -149,14 +145,3 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 
 def _count(body: dict[str, Any]) -> int:
     return estimate_input_tokens(parse_request(body, for_counting=True))
-
-
-def _model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    return model if isinstance(model, str) else ""
-
-
-def _recorder(request: web.Request) -> Callable[[bytes], None] | None:
-    """Where a backend's raw lines go, when a session log wants them."""
-    wanted = request.app[OBSERVERS_KEY].session_log is not None
-    return request[TRACE_KEY].record_upstream if wanted else None

@@ -31,7 +31,6 @@ from proxy.keys import OBSERVERS_KEY, TRACE_KEY
 from proxy.observe.trace import Trace
 
 log = logging.getLogger("proxy.stream")
-DROPPED_HEADER = "x-llm-proxy-dropped"  # request fields left out on purpose, comma-separated
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no"}
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from proxy.app import create_app, server_options
 from proxy.config import Settings
-from tests.e2e.test_claude_code_cli import claude_bin, run_claude  # noqa: F401 (a fixture)
+from tests.e2e.test_claude_code_cli import run_claude
 from tests.fakes.backboard_model import Reply
 from tests.fakes.backboard_upstream import DEFAULT_KEY, FakeBackboard
 
@@ -36,7 +36,7 @@ async def serve(fake: FakeBackboard) -> AsyncIterator[str]:
         await fake.stop()
 
 
-async def test_claude_code_runs_a_tool_the_model_wrote_as_text(claude_bin: str,  # noqa: F811
+async def test_claude_code_runs_a_tool_the_model_wrote_as_text(claude_bin: str,
                                                                tmp_path: Path) -> None:
     fake = FakeBackboard()
     fake.script(

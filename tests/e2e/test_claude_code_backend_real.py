@@ -14,14 +14,13 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.test_claude_code_cli import claude_bin  # noqa: F401 (a fixture)
 from tests.fakes import anthropic_upstream as fake_anthropic
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
 from tests.fakes.openai_upstream import Stream
 
 
 @pytest.fixture
-async def real(claude_bin: str, anthropic_upstream: FakeAnthropicUpstream,  # noqa: F811
+async def real(claude_bin: str, anthropic_upstream: FakeAnthropicUpstream,
                start_proxy: Any, tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[openai.AsyncOpenAI]:
     monkeypatch.setenv("HOME", str(tmp_path))

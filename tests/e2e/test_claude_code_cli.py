@@ -7,8 +7,9 @@ credentials or network are touched (claude-code.md, "How to run the real Claude 
 
 The binary is looked up in ``$CLAUDE_CODE_BIN``, then ``.cc/`` at the repository root
 (``npm install --no-save --prefix .cc @anthropic-ai/claude-code@2.1.330``), then ``PATH``,
-then the copy bundled with the ``claude-agent-sdk`` wheel. Without one the tests skip,
-unless ``CI`` is set: then they fail, since CI must install it.
+then the copy bundled with the ``claude-agent-sdk`` wheel (the ``claude_bin`` fixture in
+``conftest.py``). Without one the tests skip, unless ``CI`` is set: then they fail, since CI
+must install it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,33 +40,6 @@ from tests.fakes.openai_upstream import (
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 90.0  # seconds for one CLI run
 BILLING = "x-anthropic-billing-header"
-
-
-def _find_claude() -> str | None:
-    candidates = [os.environ.get("CLAUDE_CODE_BIN"),
-                  str(REPO / ".cc" / "node_modules" / ".bin" / "claude"),
-                  shutil.which("claude")]
-    with contextlib.suppress(ImportError):
-        import claude_agent_sdk  # type: ignore[import-not-found, unused-ignore]
-
-        candidates.append(str(Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"))
-    for path in candidates:
-        if path and os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-@pytest.fixture(scope="module")
-def claude_bin() -> str:
-    path = _find_claude()
-    if path is None:
-        message = ("Claude Code CLI not found: set CLAUDE_CODE_BIN, or run `npm install "
-                   "--no-save --prefix .cc @anthropic-ai/claude-code@2.1.330`, or "
-                   "`pip install claude-agent-sdk`.")
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} (CI is set: CI must install the CLI.)")
-        pytest.skip(message)
-    return path
 
 
 @dataclass

@@ -59,12 +59,17 @@ from aiohttp import web
 
 from proxy.app import create_app, server_options
 from proxy.config import Settings, load_settings
-from tests.e2e.test_claude_code_cli import TIMEOUT, _find_claude
+from tests.e2e.test_claude_code_cli import TIMEOUT
 from tests.fakes import anthropic_upstream as fake_anthropic
 from tests.fakes import openai_upstream as fake_openai
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
 from tests.fakes.openai_upstream import FakeOpenAIUpstream, JSONResponse, Stream
-from tests.support import check_anthropic_stream, check_openai_stream, parse_anthropic_sse
+from tests.support import (
+    check_anthropic_stream,
+    check_openai_stream,
+    parse_anthropic_sse,
+    unavailable,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "clients.md"
@@ -136,10 +141,7 @@ def need(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        message = f"{module} is not installed: pip install -e '.[test]'"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} (CI is set: CI must install it.)")
-        pytest.skip(message)
+        unavailable(f"{module} is not installed: pip install -e '.[test]'")
 
 
 # --- upstreams that answer the way they were asked -------------------------------------
@@ -274,11 +276,8 @@ def litellm_python() -> str:
             return candidate
     if importlib.util.find_spec("litellm") is not None:
         return sys.executable
-    message = ("litellm not found: set LITELLM_PYTHON, or run `bash scripts/setup test` "
-               "(it makes .venv-litellm).")
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set: CI must install it.)")
-    pytest.skip(message)
+    unavailable("litellm not found: set LITELLM_PYTHON, or run `bash scripts/setup test` "
+                "(it makes .venv-litellm).")
 
 
 async def litellm_jobs(python: str, jobs: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -466,18 +465,6 @@ async def test_open_webui_replay(proxy: Proxy, recent: bool) -> None:
 
 
 # --- Claude Code (the real CLI) ----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def claude_bin() -> str:
-    path = _find_claude()
-    if path is None:
-        message = ("Claude Code CLI not found: set CLAUDE_CODE_BIN, or run `npm install "
-                   "--no-save --prefix .cc @anthropic-ai/claude-code@2.1.330`.")
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} (CI is set: CI must install the CLI.)")
-        pytest.skip(message)
-    return path
 
 
 async def run_claude(claude: str, env: dict[str, str], home: Path,

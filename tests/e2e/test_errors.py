@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -27,8 +28,12 @@ HELLO = [{"role": "user", "content": "hi"}]
 BODY = {"model": "m", "max_tokens": 5, "messages": HELLO}
 
 
-def client(url: str, key: str = "sk-client") -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key=key, max_retries=0)
+@contextlib.asynccontextmanager
+async def client(url: str, key: str = "sk-client") -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """An SDK client closed on this test's loop: one left to the garbage collector closes
+    itself on whichever loop runs then, and logs an error into a later test."""
+    async with anthropic.AsyncAnthropic(base_url=url, api_key=key, max_retries=0) as sdk:
+        yield sdk
 
 
 async def post(url: str, body: Any, path: str = "/v1/messages",
@@ -54,8 +59,8 @@ async def test_upstream_errors_before_the_stream(
     upstream.scenario = ErrorResponse(upstream_status, error_body("upstream says no"),
                                       headers={"retry-after": "7"})
     with pytest.raises(sdk_error) as caught:
-        async with client(proxy_url).messages.stream(model="m", max_tokens=5,
-                                                     messages=HELLO) as s:  # type: ignore[arg-type]
+        async with client(proxy_url) as sdk, sdk.messages.stream(
+                model="m", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
             await s.get_final_message()
     error: Any = caught.value
     assert error.status_code == status
@@ -76,8 +81,8 @@ async def test_error_inside_the_stream(upstream: FakeOpenAIUpstream, proxy_url: 
     check_anthropic_stream(frames, complete=False)
     assert frames[-1][1]["error"]["message"] == "model crashed"
     with pytest.raises(anthropic.APIStatusError, match="model crashed"):
-        async with client(proxy_url).messages.stream(model="m", max_tokens=5,
-                                                     messages=HELLO) as s:  # type: ignore[arg-type]
+        async with client(proxy_url) as sdk, sdk.messages.stream(
+                model="m", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
             await s.get_final_message()
 
 
@@ -88,7 +93,8 @@ async def test_a_cut_upstream_connection(upstream: FakeOpenAIUpstream, proxy_url
         raw = await response.read()
     check_anthropic_stream(parse_anthropic_sse(raw), complete=False)
     with pytest.raises(anthropic.APIError):
-        await client(proxy_url).messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+        async with client(proxy_url) as sdk:
+            await sdk.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
 
 
 async def test_a_cut_before_the_first_byte_is_an_http_error(
@@ -150,7 +156,8 @@ async def test_too_large_is_413(upstream: FakeOpenAIUpstream, start_proxy: Any) 
     status, _, answer = await post(url, big)
     assert status == 413 and answer["error"]["type"] == "request_too_large"
     with pytest.raises(anthropic.APIStatusError) as caught:
-        await client(url).messages.create(model="m", max_tokens=5, messages=big["messages"])  # type: ignore[arg-type]
+        async with client(url) as sdk:
+            await sdk.messages.create(model="m", max_tokens=5, messages=big["messages"])  # type: ignore[arg-type]
     assert caught.value.status_code == 413
 
 

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from proxy.app import create_app, server_options
 from proxy.config import Settings
-from tests.e2e.test_claude_code_cli import _explain, claude_bin, run_claude
+from tests.e2e.test_claude_code_cli import _explain, run_claude
 from tests.fakes.openai_upstream import (
     FakeOpenAIUpstream,
     Scenario,
@@ -29,8 +29,6 @@ from tests.fakes.openai_upstream import (
     tool_calls_stream,
 )
 from tests.fakes.tavily import KEY, FakeTavily
-
-__all__ = ["claude_bin"]  # the fixture, used below
 
 
 @contextlib.asynccontextmanager
