@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -47,6 +46,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from proxy.config import Settings, load_settings
+from proxy.tuning import tune_process
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -56,7 +56,6 @@ log = logging.getLogger("proxy.workers")
 RESTART_LIMIT = 5  # replacements allowed within RESTART_WINDOW seconds before giving up
 RESTART_WINDOW = 10.0
 KILL_MARGIN = 5.0  # seconds past the grace period before the supervisor kills a worker
-GC_THRESHOLD = 50_000  # allocations between two young-generation collections
 POLL = 0.1  # seconds between the supervisor's looks at its workers
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's variable, not a setting
 PROC_NET = Path("/proc/sys/net")
@@ -86,7 +85,7 @@ def serve(settings: Settings, *, supervisor: int = 0) -> None:
     from proxy.app import create_app, server_options
 
     app = create_app(settings)
-    _tune_gc()
+    tune_process()
     if supervisor:
         app.cleanup_ctx.append(_stop_when_orphaned(supervisor))
     else:  # the supervisor said it for its workers
@@ -155,18 +154,6 @@ def _read_int(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _tune_gc() -> None:
-    """Fewer cyclic-GC passes. A Claude Code request parses into some ten thousand
-    objects, and with many requests in flight the default threshold (700 allocations)
-    runs a collection every few hundred microseconds over all of them, though almost
-    nothing here makes reference cycles (refcounting frees it). What exists at start-up
-    (modules, the app) is frozen out of every pass. Measured on the 73 KB request with 64
-    parsed in flight: parse 537 -> 444 us."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 20, 20)
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:

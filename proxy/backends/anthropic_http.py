@@ -20,7 +20,7 @@ from proxy.backends.pipeline import Opened, decoded
 from proxy.canonical import Request
 from proxy.dialects.anthropic.request_render import RenderOptions, render_request
 from proxy.dialects.anthropic.stream_decode import AnthropicStreamDecoder
-from proxy.offload import off_loop
+from proxy.offload import OFF_LOOP_BYTES, off_loop
 from proxy.providers import Provider
 from proxy.routing import Route
 from proxy.sse import SSEDecoder
@@ -35,10 +35,15 @@ class AnthropicBackend(HttpBackend):
     def stream(self, request: Request, call: Call, route: Route, key: str | None) -> Batches:
         decoder = AnthropicStreamDecoder(message_id=call.message_id, model=call.client_model,
                                          input_tokens=call.input_tokens)
-        held = [request]  # taken by the opener, so that nothing keeps it once rendered
+        # Taken by the opener, so that nothing keeps the request once rendered; a small one
+        # is rendered now, in the caller's turn (why: openai_http.py, ``stream``).
+        held: list[Request | bytes] = [
+            self._render(request, route) if call.body_size < OFF_LOOP_BYTES else request]
 
         async def opener(stack: contextlib.AsyncExitStack) -> Opened:
-            body = await off_loop(call.body_size, self._render, held.pop(), route)
+            taken = held.pop()
+            body = (taken if isinstance(taken, bytes)
+                    else await off_loop(call.body_size, self._render, taken, route))
             headers = {**anthropic_headers(self.settings, key, call.client_headers),
                        **self._extra}
             response = await self.post(stack, self._url, body, headers)

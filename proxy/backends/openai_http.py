@@ -28,7 +28,7 @@ from proxy.dialects.openai.limits import Learned, learn_from_refusal
 from proxy.dialects.openai.request_render import RenderOptions, render_request
 from proxy.dialects.openai.stream_decode import OpenAIStreamDecoder
 from proxy.errors import StoreUnavailable
-from proxy.offload import off_loop
+from proxy.offload import OFF_LOOP_BYTES, off_loop
 from proxy.providers import Provider
 from proxy.routing import Route
 from proxy.sse import SSEDecoder
@@ -37,6 +37,7 @@ from proxy.state.store import Store
 log = logging.getLogger("proxy.upstream")
 MAX_LEARNED_MODELS = 256  # clients choose model names: the local memory is bounded
 LEARNED_TTL = 24 * 3600.0
+Rendered = tuple[str, Learned, bytes]  # the upstream model, its learned limits, the body
 
 
 class OpenAIBackend(HttpBackend):
@@ -50,11 +51,16 @@ class OpenAIBackend(HttpBackend):
         tool_names: dict[str, str] = {}  # filled by the render, read by the decoder
         decoder = OpenAIStreamDecoder(message_id=call.message_id, model=call.client_model,
                                       input_tokens=call.input_tokens, tool_names=tool_names)
-        held = [request]  # taken by the opener, so that nothing keeps it once rendered
+        # Taken by the opener, so that nothing keeps the request once rendered. A small
+        # one is rendered now, in the caller's turn of the loop: the opener runs as a task
+        # queued behind every other ready one, and in a burst a thousand requests would
+        # wait there each holding its canonical form, several times its upstream bytes.
+        held = [self._render_now(request, route, call.body_size, tool_names) or request]
 
         async def opener(stack: contextlib.AsyncExitStack) -> Opened:
-            model, learned, data = await self._rendered(held.pop(), route, call.body_size,
-                                                        tool_names)
+            taken = held.pop()
+            model, learned, data = (taken if isinstance(taken, tuple) else await self._rendered(
+                taken, route, call.body_size, tool_names))
             response = await self._post(stack, model, learned, data, key)
             if response.content_type == "application/json":  # stream=true was ignored
                 return decoder.feed_completion(json_object(await response.read()))
@@ -69,8 +75,20 @@ class OpenAIBackend(HttpBackend):
     def relay_headers(self, relay: RelayRequest, key: str | None) -> dict[str, str]:
         return {**relay.headers, **self._extra, **credentials("openai", key)}
 
+    def _render_now(self, request: Request, route: Route, size: int,
+                    tool_names: dict[str, str]) -> Rendered | None:
+        """``_rendered`` without leaving the caller's turn, or None when that would block
+        the loop: a body too large to render inline, or a model whose learned limits this
+        process has not read from the store yet."""
+        learned = self._learned.known(route.model)
+        if learned is None or size >= OFF_LOOP_BYTES:
+            return None
+        rendered = render_request(request, self._render_options(route))
+        tool_names.update(rendered.tool_names)
+        return str(rendered.body["model"]), learned, orjson.dumps(learned.apply(rendered.body))
+
     async def _rendered(self, request: Request, route: Route, size: int,
-                        tool_names: dict[str, str]) -> tuple[str, Learned, bytes]:
+                        tool_names: dict[str, str]) -> Rendered:
         """The upstream model, what it refused before, and the request's bytes with that
         left out. Only the bytes outlive this: the rendered object, several times their
         size, is gone before the upstream is even called."""
@@ -121,6 +139,10 @@ class LearnedLimits:
         self._store = store
         self._prefix = f"limits:{provider}:"
         self._local: dict[str, Learned] = {}
+
+    def known(self, model: str) -> Learned | None:
+        """What this process already holds for ``model``, without asking the store."""
+        return self._local.get(model)
 
     async def get(self, model: str) -> Learned:
         learned = self._local.get(model)
