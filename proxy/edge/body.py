@@ -33,6 +33,9 @@ from proxy.observe.trace import Trace
 from proxy.offload import off_loop
 
 _LEADING_MODEL = re.compile(rb'\s*\{\s*"model"\s*:\s*("(?:[^"\\]|\\.)*")')
+_NAME_VALUE = re.compile(rb'\s*:\s*[^\s{]')  # a key whose value is not an object
+_ESCAPED_MODEL_KEY = re.compile(rb'"(?:m|\\u006[dD])(?:o|\\u006[fF])(?:d|\\u0064)(?:e|\\u0065)'
+                                rb'(?:l|\\u006[cC])"\s*:\s*[^\s{]')
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -52,17 +55,34 @@ def body_model(body: dict[str, Any]) -> str:
 
 
 def peek_model(raw: bytes) -> str | None:
-    """The body's model when it is its first key and named nowhere else (``"model"``
-    occurs once in the bytes: no duplicate key, no nested one), read without parsing the
-    rest: all a same-dialect relay needs. None otherwise: then parse it all."""
+    """The body's model when it is its first key and no later key may name another
+    (``_names_model_again``), read without parsing the rest: all a same-dialect relay
+    needs. None otherwise: then parse it all."""
     match = _LEADING_MODEL.match(raw)
-    if match is None or raw.count(b'"model"') != 1:
+    if match is None or _names_model_again(raw, match.end()):
         return None
     try:
         model = orjson.loads(match.group(1))
     except orjson.JSONDecodeError:
         return None
     return model if type(model) is str else None
+
+
+def _names_model_again(raw: bytes, start: int) -> bool:
+    """Whether a key after ``start`` may be "model" with a value an upstream could read
+    as a model name (JSON parsers keep a duplicate key's last value, so the upstream would
+    go by it, not by the first). One whose value is an object, like the ``model``
+    parameter in the schema of Claude Code's Task tool, names none, nested or not (no
+    upstream takes an object for a model): any other value does, and so may a key with
+    a letter of "model" written as a ``\\u`` escape."""
+    if raw.find(b"\\u006", start) >= 0:  # the escape of each letter of "model" starts so
+        return _ESCAPED_MODEL_KEY.search(raw, start) is not None
+    at = raw.find(b'"model"', start)
+    while at >= 0:
+        if _NAME_VALUE.match(raw, at + 7):
+            return True
+        at = raw.find(b'"model"', at + 7)
+    return False
 
 
 async def read_raw(request: web.Request) -> bytes:
