@@ -33,9 +33,9 @@ from proxy.observe.trace import Trace
 from proxy.offload import off_loop
 
 _LEADING_MODEL = re.compile(rb'\s*\{\s*"model"\s*:\s*("(?:[^"\\]|\\.)*")')
-_NAME_VALUE = re.compile(rb'\s*:\s*[^\s{]')  # a key whose value is not an object
-_ESCAPED_MODEL_KEY = re.compile(rb'"(?:m|\\u006[dD])(?:o|\\u006[fF])(?:d|\\u0064)(?:e|\\u0065)'
-                                rb'(?:l|\\u006[cC])"\s*:\s*[^\s{]')
+_MODEL_KEY = re.compile(  # a key "model" in any case, escapes too, with a value but an object
+    rb'"(?:m|\\u00[46]d)(?:o|\\u00[46]f)(?:d|\\u00[46]4)(?:e|\\u00[46]5)(?:l|\\u00[46]c)"\s*:\s*[^\s{]',
+    re.IGNORECASE)
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -71,18 +71,21 @@ def peek_model(raw: bytes) -> str | None:
 def _names_model_again(raw: bytes, start: int) -> bool:
     """Whether a key after ``start`` may be "model" with a value an upstream could read
     as a model name (JSON parsers keep a duplicate key's last value, so the upstream would
-    go by it, not by the first). One whose value is an object, like the ``model``
-    parameter in the schema of Claude Code's Task tool, names none, nested or not (no
-    upstream takes an object for a model): any other value does, and so may a key with
-    a letter of "model" written as a ``\\u`` escape."""
-    if raw.find(b"\\u006", start) >= 0:  # the escape of each letter of "model" starts so
-        return _ESCAPED_MODEL_KEY.search(raw, start) is not None
-    at = raw.find(b'"model"', start)
-    while at >= 0:
-        if _NAME_VALUE.match(raw, at + 7):
-            return True
-        at = raw.find(b'"model"', at + 7)
-    return False
+    go by it, not by the first; Go's encoding/json takes "Model" or "MODEL" as well).
+    One whose value is an object, like the ``model`` parameter in the schema of Claude
+    Code's Task tool, names none, nested or not (no upstream takes an object for a
+    model): any other value does, in any letter case, with any letter written as a
+    ``\\u`` escape. One search: 56 us on a 73 KB Claude Code body."""
+    return _MODEL_KEY.search(raw, start) is not None
+
+
+def refuse_other_model_keys(body: dict[str, Any]) -> None:
+    """A 400 when the body has a key "model" in another letter case ("Model"): the proxy
+    routes by "model", an upstream in Go could go by the other."""
+    for key in body:
+        if key != "model" and key.lower() == "model":
+            raise InvalidRequest(f"The body names a model with the key {key!r}: send it as "
+                                 "\"model\", once.", param=key)
 
 
 async def read_raw(request: web.Request) -> bytes:

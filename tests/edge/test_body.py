@@ -32,6 +32,9 @@ CLAUDE_CODE_TASK_TOOL = (b',"tools":[{"name":"Task","input_schema":{"type":"obje
     (b'{"model":"cheap","messages":[],"mod\\u0065l":"dear"}', None),
     (b'{"model":"cheap","messages":[],"\\u006D\\u006f\\u0064el":"dear"}', None),
     (b'{"model":"cheap","messages":[],"model":5}', None),
+    (b'{"model":"cheap","messages":[],"Model":"dear"}', None),  # Go ignores the case
+    (b'{"model":"cheap","x":{"MODEL" : "dear"}}', None),
+    (b'{"model":"cheap","\\u004Dodel":"dear"}', None),
     (b'{"model":"cheap","x":{"model":"dear"}}', None),
     (b'{"model":"cheap","model":["dear"]}', None),
     (b'{"model":5}', None), (b'{"model":"open', None), (b'[]', None), (b'', None),
@@ -45,7 +48,12 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3)
     | st.dictionaries(st.sampled_from(["model", "mod\\u0065l", "a"]), inner, max_size=3),
     max_leaves=8)
-KEYS = st.sampled_from(['"model"', '"mod\\u0065l"', '"\\u006Dodel"', '"messages"', '"x"'])
+class Object(list[tuple[str, object]]):
+    """A JSON object read as its pairs, every duplicate key kept."""
+
+
+KEYS = st.sampled_from(['"model"', '"mod\\u0065l"', '"\\u006Dodel"', '"Model"', '"\\u004dODEL"',
+                        '"messages"', '"x"'])
 
 
 @settings(max_examples=300, deadline=None)
@@ -53,10 +61,12 @@ KEYS = st.sampled_from(['"model"', '"mod\\u0065l"', '"\\u006Dodel"', '"messages"
 def test_a_peeked_model_is_the_one_a_parser_reads(first: str, rest: list[tuple[str, object]]
                                                    ) -> None:
     """Whatever else the body holds, a peeked model is never another than the one the
-    upstream's parser goes by (the last of duplicate keys, escapes decoded), unless that
-    one is an object, which names no model."""
+    upstream's parser goes by (the last of duplicate keys, escapes decoded; in Go, of any
+    letter case), unless that one is an object, which names no model."""
     raw = ('{"model":' + json.dumps(first)
            + "".join(f",{key}:{json.dumps(value)}" for key, value in rest) + "}").encode()
     peeked = peek_model(raw)
-    parsed = orjson.loads(raw)["model"]
-    assert peeked is None or peeked == parsed or isinstance(parsed, dict)
+    as_go = [value for key, value in json.loads(raw, object_pairs_hook=Object)
+             if key.lower() == "model"][-1]
+    for read in (orjson.loads(raw)["model"], as_go):
+        assert peeked is None or peeked == read or isinstance(read, (dict, Object))

@@ -1,0 +1,39 @@
+"""A relay is routed, and an inbound key's models are checked, by the model the upstream
+will read. A body that names one in another letter case ("Model", which Go's
+encoding/json reads as "model") is refused in the client's dialect; never relayed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
+from tests.fakes.openai_upstream import FakeOpenAIUpstream
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+async def test_an_openai_body_with_a_second_model_key_is_refused(
+        upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
+    url = await start_proxy(upstream_url=upstream.base_url)  # type: ignore[attr-defined]
+    async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0) as api:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await api.chat.completions.create(model="cheap", messages=HELLO,  # type: ignore[arg-type]
+                                              extra_body={"MODEL": "dear"})
+    assert "'MODEL'" in refused.value.message
+    assert upstream.requests == []
+
+
+async def test_an_anthropic_body_with_a_second_model_key_is_refused(
+        anthropic_upstream: FakeAnthropicUpstream, start_proxy: Any) -> None:
+    url = await start_proxy(upstream_url=anthropic_upstream.base_url,  # type: ignore[attr-defined]
+                            upstream_dialect="anthropic")
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as api:
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            await api.messages.create(model="cheap", max_tokens=5, messages=HELLO,  # type: ignore[arg-type]
+                                      extra_body={"Model": "dear"})
+    assert "'Model'" in refused.value.message
+    assert anthropic_upstream.requests == []
