@@ -7,7 +7,6 @@ Both defaults suit short scripts, not a server holding a thousand Claude Code re
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
 import os
@@ -45,15 +44,24 @@ def tune_malloc() -> bool:
     opened at once, two bursts, interleaved runs: peak RSS 352-377 -> 257-276 MB, with
     c=64 throughput unchanged. A 64 KB threshold saves some 30 MB more but costs about
     10% of c=64 throughput (a mapping and its page faults per body). Only on glibc; an
-    explicit MALLOC_MMAP_THRESHOLD_ in the environment wins. Returns whether it was set."""
-    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    explicit setting in the environment wins. Returns whether it was set."""
+    if not sys.platform.startswith("linux") or _set_by_the_environment():
         return False
     try:
+        import ctypes  # not in every Python build
+
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # musl and others: no mallopt, their own allocator
+    except (ImportError, OSError, AttributeError):  # or musl and others: their own allocator
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     if mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1:
         log.debug("mallopt(M_MMAP_THRESHOLD) was refused")
         return False
     return True
+
+
+def _set_by_the_environment() -> bool:
+    """Whether the operator chose glibc's mmap threshold: MALLOC_MMAP_THRESHOLD_, or
+    glibc.malloc.mmap_threshold in GLIBC_TUNABLES."""
+    return ("MALLOC_MMAP_THRESHOLD_" in os.environ
+            or "glibc.malloc.mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""))

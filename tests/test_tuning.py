@@ -21,7 +21,8 @@ print(json.dumps({"gc": gc.get_threshold()[0] == GC_THRESHOLD, "frozen": gc.get_
 
 
 def probe(**env: str) -> dict[str, bool]:
-    environ = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")}
     out = subprocess.run([sys.executable, "-c", PROBE], env={**environ, **env}, check=True,
                          capture_output=True, text=True, timeout=60).stdout
     result: dict[str, bool] = json.loads(out)
@@ -38,5 +39,8 @@ def test_large_blocks_get_pages_of_their_own_on_glibc() -> None:
     assert probe()["malloc"] is True
 
 
-def test_an_explicit_malloc_setting_is_left_alone() -> None:
-    assert probe(MALLOC_MMAP_THRESHOLD_="262144")["malloc"] is False
+@pytest.mark.parametrize("setting", [
+    {"MALLOC_MMAP_THRESHOLD_": "262144"},
+    {"GLIBC_TUNABLES": "glibc.malloc.check=0:glibc.malloc.mmap_threshold=262144"}])
+def test_an_explicit_malloc_setting_is_left_alone(setting: dict[str, str]) -> None:
+    assert probe(**setting)["malloc"] is False

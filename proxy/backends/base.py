@@ -117,11 +117,13 @@ class RelayRequest:
     path: str = ""  # after the dialect's endpoint, e.g. "/count_tokens"
     query: str = ""
     parsed: Mapping[str, Any] | None = None  # the body's JSON, when it was parsed anyway
+    ambiguous: bool = False  # the bytes name a model twice: parsers may differ on which
 
     def body_for(self, model: str) -> bytes:
-        """The same bytes, unless the model name must change (the body is then parsed, if
-        it was not, and written again)."""
-        if model == self.model:
+        """The same bytes, unless the model name must change or the bytes are ambiguous
+        (the body is then parsed, if it was not, and written again: one "model" key, the
+        one the proxy routed by)."""
+        if model == self.model and not self.ambiguous:
             return self.raw
         parsed = self.parsed if self.parsed is not None else parse_json_object(self.raw)
         return orjson.dumps({**parsed, "model": model})

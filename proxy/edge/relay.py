@@ -26,7 +26,7 @@ from proxy.backends.headers import from_client, from_upstream
 from proxy.backends.http_common import upstream_failures
 from proxy.backends.relay import Exhausted, Refusal
 from proxy.canonical import Usage
-from proxy.edge.body import refuse_other_model_keys
+from proxy.edge.body import names_model_twice, refuse_other_model_keys
 from proxy.edge.middleware import client_key
 from proxy.edge.streaming import CoalescingResponse
 from proxy.errors import UpstreamError
@@ -47,9 +47,11 @@ ErrorFrame = Callable[[str, str], bytes]
 
 def relay_request(request: web.Request, raw: bytes, model: str,
                   parsed: dict[str, Any] | None, path: str = "") -> RelayRequest:
-    if parsed is not None:  # a peeked model was checked for this already
+    ambiguous = False
+    if parsed is not None:  # a peeked model was checked for both already
         refuse_other_model_keys(parsed)
-    return RelayRequest(raw=raw, model=model, parsed=parsed, path=path,
+        ambiguous = names_model_twice(raw)
+    return RelayRequest(raw=raw, model=model, parsed=parsed, path=path, ambiguous=ambiguous,
                         headers=from_client(request.headers.items()),
                         query=request.query_string)
 

@@ -1,11 +1,13 @@
 """A relay is routed, and an inbound key's models are checked, by the model the upstream
 will read. A body that names one in another letter case ("Model", which Go's
-encoding/json reads as "model") is refused in the client's dialect; never relayed."""
+encoding/json reads as "model") is refused in the client's dialect, never relayed; one
+that names it twice goes up rewritten with the one model it was routed by."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -37,3 +39,17 @@ async def test_an_anthropic_body_with_a_second_model_key_is_refused(
                                       extra_body={"Model": "dear"})
     assert "'Model'" in refused.value.message
     assert anthropic_upstream.requests == []
+
+
+async def test_a_body_naming_its_model_twice_goes_up_with_one(
+        upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
+    """gjson reads the first of two keys, orjson and Go the last: the upstream gets one."""
+    url = await start_proxy(upstream_url=upstream.base_url)  # type: ignore[attr-defined]
+    raw = b'{"messages":[{"role":"user","content":"hi"}],"model":"dear","model":"cheap"}'
+    async with aiohttp.ClientSession() as session, session.post(
+            url + "/v1/chat/completions", data=raw,
+            headers={"content-type": "application/json"}) as response:
+        assert response.status == 200
+        await response.read()
+    sent = upstream.requests[-1]["raw"]
+    assert sent.count(b'"model"') == 1 and upstream.requests[-1]["body"]["model"] == "cheap"

@@ -104,7 +104,8 @@ class FakeOpenAIUpstream:
         except ValueError:
             body = raw.decode("utf-8", "replace")
         headers = {k.lower(): v for k, v in request.headers.items()}
-        self.requests.append({"path": request.path, "headers": headers, "body": body})
+        self.requests.append({"path": request.path, "headers": headers, "body": body,
+                              "raw": raw})
 
     def _next_scenario(self) -> Scenario:
         sc = self._scenario
