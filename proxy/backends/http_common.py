@@ -55,7 +55,10 @@ class HttpBackend:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=provider.connect_timeout or settings.connect_timeout,
             sock_read=provider.read_timeout or settings.read_timeout)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        # No cookie jar: an upstream's cookie is one client's, never to be sent with
+        # another's request (Go's ReverseProxy keeps none either); nor paid for per call.
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                              cookie_jar=aiohttp.DummyCookieJar())
 
     async def close(self) -> None:
         if self._session is not None:

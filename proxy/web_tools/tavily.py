@@ -79,7 +79,7 @@ class TavilyClient:
 
     async def _send(self, path: str, data: bytes) -> dict[str, Any] | TavilyFailure:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
             self._owns_session = True
         url = self.settings.base_url.rstrip("/") + path
         try:

@@ -1,7 +1,10 @@
-"""A relay is routed, and an inbound key's models are checked, by the model the upstream
-will read. A body that names one in another letter case ("Model", which Go's
+"""What a relay must not take on trust from one party to pass to another.
+
+The model: a relay is routed, and an inbound key's models are checked, by the model the
+upstream will read. A body that names one in another letter case ("Model", which Go's
 encoding/json reads as "model") is refused in the client's dialect, never relayed; one
-that names it twice goes up rewritten with the one model it was routed by."""
+that names it twice goes up rewritten with the one model it was routed by. Cookies: an
+upstream's are never kept for the next request."""
 
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ import anthropic
 import openai
 import pytest
 
+from tests.fakes import openai_upstream as fake_openai
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
-from tests.fakes.openai_upstream import FakeOpenAIUpstream
+from tests.fakes.openai_upstream import FakeOpenAIUpstream, JSONResponse
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -53,3 +57,20 @@ async def test_a_body_naming_its_model_twice_goes_up_with_one(
         await response.read()
     sent = upstream.requests[-1]["raw"]
     assert sent.count(b'"model"') == 1 and upstream.requests[-1]["body"]["model"] == "cheap"
+
+
+async def test_an_upstreams_cookie_is_never_sent_with_another_request(
+        upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
+    """The upstream session keeps no cookies: one client's is not another's. (By a host
+    name: aiohttp's jar takes none from an IP address.)"""
+    by_name = upstream.base_url.replace("127.0.0.1", "localhost")  # type: ignore[attr-defined]
+    url = await start_proxy(upstream_url=by_name)
+    answer = fake_openai.chat_completion("ok")
+    upstream.scenario = [JSONResponse(answer, headers={"set-cookie": "session=alice; Path=/"}),
+                         JSONResponse(answer)]
+    for client in ("alice", "bob"):  # each with a client of its own, which keeps its cookies
+        async with openai.AsyncOpenAI(base_url=url + "/v1", api_key=client,
+                                      max_retries=0) as api:
+            reply = await api.chat.completions.create(model="m", messages=HELLO)  # type: ignore[arg-type]
+            assert reply.choices[0].message.content == "ok"
+    assert [sent["headers"].get("cookie") for sent in upstream.requests] == [None, None]
