@@ -69,27 +69,26 @@ async def test_sdk_accepts_streams_and_messages_strictly(
     upstream: tuple[FakeAnthropicUpstream, str],
 ) -> None:
     fake, base = upstream
-    client = anthropic.AsyncAnthropic(api_key="k", base_url=base, max_retries=0,
-                                      _strict_response_validation=True)
     fake.scenario = [
         Stream(thinking_stream(["Let me", " think."], "c2ln", ["Four."])),
         Stream(tool_use_stream([("toolu_01A", "get_weather", ["", '{"city":', ' "Paris"}'])],
                                text_before="Checking.")),
         JSONResponse(message("Hi!", usage=(9, 3, 0, 0))),
     ]
-    async with client.messages.stream(**BODY) as stream:
-        final = await stream.get_final_message()
-    assert [b.type for b in final.content] == ["thinking", "text"]
-    assert final.content[0].signature == "c2ln"  # type: ignore[union-attr]
-    async with client.messages.stream(**BODY) as stream:
-        final = await stream.get_final_message()
-    assert final.stop_reason == "tool_use"
-    assert final.content[1].input == {"city": "Paris"}  # type: ignore[union-attr]
-    reply = await client.messages.create(**BODY)
-    assert reply.content[0].text == "Hi!" and reply.usage.output_tokens == 3
+    async with anthropic.AsyncAnthropic(api_key="k", base_url=base, max_retries=0,
+                                        _strict_response_validation=True) as client:
+        async with client.messages.stream(**BODY) as stream:
+            final = await stream.get_final_message()
+        assert [b.type for b in final.content] == ["thinking", "text"]
+        assert final.content[0].signature == "c2ln"  # type: ignore[union-attr]
+        async with client.messages.stream(**BODY) as stream:
+            final = await stream.get_final_message()
+        assert final.stop_reason == "tool_use"
+        assert final.content[1].input == {"city": "Paris"}  # type: ignore[union-attr]
+        reply = await client.messages.create(**BODY)
+        assert reply.content[0].text == "Hi!" and reply.usage.output_tokens == 3
     headers = fake.requests[0]["headers"]
     assert "anthropic-version" in headers and "authorization" in headers
-    await client.close()
 
 
 async def test_error_scenarios_models_and_count_tokens(

@@ -40,8 +40,9 @@ async def raw_stream(url: str, body: dict[str, Any]) -> bytes:
 
 async def test_create_without_streaming(upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
     upstream.scenario = Stream(text_stream(["Hello", ", world"], usage=(30, 5, 10)))
-    message = await client(proxy_url).messages.create(
-        model="claude-sonnet-4-5", max_tokens=50, messages=HELLO)
+    async with client(proxy_url) as api:
+        message = await api.messages.create(
+            model="claude-sonnet-4-5", max_tokens=50, messages=HELLO)
     assert [b.type for b in message.content] == ["text"]
     assert message.content[0].text == "Hello, world"  # type: ignore[union-attr]
     assert message.model == "claude-sonnet-4-5"
@@ -56,7 +57,7 @@ async def test_create_without_streaming(upstream: FakeOpenAIUpstream, proxy_url:
 async def test_stream_helper_accumulates_thinking_and_text(
         upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
     upstream.scenario = Stream(reasoning_stream(["Let me ", "think."], ["The answer", " is 4."]))
-    async with client(proxy_url).messages.stream(
+    async with client(proxy_url) as api, api.messages.stream(
             model="claude-opus-4", max_tokens=100, messages=HELLO) as stream:
         texts = [text async for text in stream.text_stream]
         final = await stream.get_final_message()
@@ -72,7 +73,7 @@ async def test_parallel_interleaved_tool_calls(upstream: FakeOpenAIUpstream,
         ("call_a", "get_weather", ['{"ci', 'ty": ', '"Paris"', "}"]),
         ("call_b", "get_weather", ['{"city"', ': "Tok', 'yo"}'])], interleave=True), delay=0.01)  # one read each: the proxy joins what arrives together
     partials: list[str] = []
-    async with client(proxy_url).messages.stream(
+    async with client(proxy_url) as api, api.messages.stream(
             model="m", max_tokens=100, messages=HELLO, tools=TOOLS) as stream:  # type: ignore[arg-type]
         async for event in stream:
             if event.type == "input_json":
@@ -101,9 +102,9 @@ async def test_raw_events_follow_the_grammar(upstream: FakeOpenAIUpstream,
         "content_block_start", "content_block_delta", "content_block_stop",
         "message_delta", "message_stop"]
     assert frames[0][1]["message"]["usage"]["input_tokens"] > 0  # the estimate, not 0
-    events = client(proxy_url).messages.create(model="m", max_tokens=10, messages=HELLO,
-                                               stream=True)
-    types = [event.type async for event in await events]
+    async with client(proxy_url) as api:
+        events = api.messages.create(model="m", max_tokens=10, messages=HELLO, stream=True)
+        types = [event.type async for event in await events]
     assert types[0] == "message_start" and types[-1] == "message_stop"
 
 
@@ -112,18 +113,18 @@ async def test_a_full_tool_round_trip(upstream: FakeOpenAIUpstream, proxy_url: s
         Stream(tool_calls_stream([("call_1", "get_weather", ['{"city":', ' "Rome"}'])])),
         Stream(text_stream(["It is ", "sunny in Rome."])),
     ]
-    api = client(proxy_url)
-    history: list[Any] = [{"role": "user", "content": "Weather in Rome?"}]
-    first = await api.messages.create(model="m", max_tokens=100, messages=history,
-                                      tools=TOOLS)  # type: ignore[arg-type]
-    assert first.stop_reason == "tool_use"
-    use = next(b for b in first.content if b.type == "tool_use")
-    history += [{"role": "assistant", "content": [b.model_dump(exclude_none=True)
-                                                  for b in first.content]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
-                                              "content": "18C, sunny"}]}]
-    second = await api.messages.create(model="m", max_tokens=100, messages=history,
-                                       tools=TOOLS)  # type: ignore[arg-type]
+    async with client(proxy_url) as api:
+        history: list[Any] = [{"role": "user", "content": "Weather in Rome?"}]
+        first = await api.messages.create(model="m", max_tokens=100, messages=history,
+                                          tools=TOOLS)  # type: ignore[arg-type]
+        assert first.stop_reason == "tool_use"
+        use = next(b for b in first.content if b.type == "tool_use")
+        history += [{"role": "assistant", "content": [b.model_dump(exclude_none=True)
+                                                      for b in first.content]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                                  "content": "18C, sunny"}]}]
+        second = await api.messages.create(model="m", max_tokens=100, messages=history,
+                                           tools=TOOLS)  # type: ignore[arg-type]
     assert second.content[0].text == "It is sunny in Rome."  # type: ignore[union-attr]
     sent = upstream.requests[-1]["body"]["messages"]
     assert sent[-2]["tool_calls"][0]["id"] == "call_1"
@@ -156,7 +157,8 @@ async def test_an_upstream_that_ignores_stream_true(upstream: FakeOpenAIUpstream
     from tests.fakes.openai_upstream import JSONResponse, chat_completion
     upstream.scenario = JSONResponse(chat_completion(
         "Whole answer", finish_reason="tool_calls", tool_calls=[("c9", "get_weather", '{"city": "Lima"}')]))
-    async with client(proxy_url).messages.stream(model="m", max_tokens=5, messages=HELLO) as s:
+    async with client(proxy_url) as api, \
+            api.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:
         final = await s.get_final_message()
     assert final.content[1].input == {"city": "Lima"}  # type: ignore[union-attr]
 
@@ -166,14 +168,13 @@ async def test_many_concurrent_streams_keep_their_own_state(
     upstream.scenario = Stream(tool_calls_stream(
         [("a", "get_weather", ['{"city"', ': "X"}']), ("b", "get_weather", ['{}'])],
         interleave=True, text_before="Hm."), delay=0.001)
-    api = client(proxy_url)
+    async with client(proxy_url) as api:
+        async def one() -> list[str]:
+            async with api.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:
+                final = await s.get_final_message()
+            return [b.type for b in final.content]
 
-    async def one() -> list[str]:
-        async with api.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:
-            final = await s.get_final_message()
-        return [b.type for b in final.content]
-
-    results = await asyncio.gather(*(one() for _ in range(30)))
+        results = await asyncio.gather(*(one() for _ in range(30)))
     assert all(r == ["text", "tool_use", "tool_use"] for r in results)
 
 

@@ -25,45 +25,47 @@ def upstream_auth(upstream: FakeOpenAIUpstream) -> str | None:
 
 async def test_the_clients_key_passes_through_when_no_upstream_key(
         upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
-    api = anthropic.AsyncAnthropic(base_url=proxy_url, api_key="sk-user-own", max_retries=0)
-    await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=proxy_url, api_key="sk-user-own",
+                                        max_retries=0) as api:
+        await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
     assert upstream_auth(upstream) == "Bearer sk-user-own"
 
 
 async def test_the_upstream_key_wins(upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
     url = await start_proxy(upstream_url=upstream.base_url, upstream_api_key="sk-upstream")  # type: ignore[attr-defined]
-    api = anthropic.AsyncAnthropic(base_url=url, api_key="sk-user-own", max_retries=0)
-    await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="sk-user-own", max_retries=0) as api:
+        await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
     assert upstream_auth(upstream) == "Bearer sk-upstream"
 
 
 async def test_the_proxy_key_never_leaves_the_proxy(upstream: FakeOpenAIUpstream,
                                                    start_proxy: Any) -> None:
     url = await start_proxy(upstream_url=upstream.base_url, proxy_api_key="sk-proxy")  # type: ignore[attr-defined]
-    bearer = anthropic.AsyncAnthropic(base_url=url, api_key="sk-proxy", max_retries=0)
-    await bearer.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="sk-proxy", max_retries=0) as bearer:
+        await bearer.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
     assert upstream_auth(upstream) is None
     async with aiohttp.ClientSession() as session, session.post(
             url + "/v1/messages", headers={"x-api-key": "sk-proxy"},
             json={"model": "m", "max_tokens": 5, "messages": HELLO}) as response:
         assert response.status == 200  # x-api-key works as well as Bearer
-    wrong = anthropic.AsyncAnthropic(base_url=url, api_key="sk-wrong", max_retries=0)
-    with pytest.raises(anthropic.AuthenticationError) as caught:
-        await wrong.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="sk-wrong", max_retries=0) as wrong:
+        with pytest.raises(anthropic.AuthenticationError) as caught:
+            await wrong.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
     assert caught.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
-    openai_client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="sk-wrong", max_retries=0)
-    with pytest.raises(openai.AuthenticationError) as caught_openai:
-        await openai_client.models.list()
+    async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="sk-wrong",
+                                  max_retries=0) as openai_client:
+        with pytest.raises(openai.AuthenticationError) as caught_openai:
+            await openai_client.models.list()
     assert caught_openai.value.status_code == 401  # in OpenAI's shape on OpenAI paths
 
 
 async def test_count_tokens_matches_message_start_and_takes_bursts(
         upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
     body = json.loads(CLAUDE_CODE_BODY.read_text())
-    api = anthropic.AsyncAnthropic(base_url=proxy_url, api_key="k", max_retries=0)
-    counted = await asyncio.gather(*(api.messages.count_tokens(
-        model=body["model"], messages=body["messages"], system=body["system"],
-        tools=body["tools"]) for _ in range(25)))
+    async with anthropic.AsyncAnthropic(base_url=proxy_url, api_key="k", max_retries=0) as api:
+        counted = await asyncio.gather(*(api.messages.count_tokens(
+            model=body["model"], messages=body["messages"], system=body["system"],
+            tools=body["tools"]) for _ in range(25)))
     assert len({c.input_tokens for c in counted}) == 1 and counted[0].input_tokens > 1000
     async with aiohttp.ClientSession() as session, session.post(
             proxy_url + "/v1/messages/count_tokens?beta=true", json=body) as response:
@@ -90,17 +92,18 @@ async def test_a_claude_code_sized_request_is_accepted(upstream: FakeOpenAIUpstr
 
 
 async def test_models_in_the_askers_format(proxy_url: str) -> None:
-    api = anthropic.AsyncAnthropic(base_url=proxy_url, api_key="k", max_retries=0)
-    listed = [m async for m in api.models.list()]
+    async with anthropic.AsyncAnthropic(base_url=proxy_url, api_key="k", max_retries=0) as api:
+        listed = [m async for m in api.models.list()]
     assert [(m.id, m.type) for m in listed] == [("upstream-model", "model")]
-    openai_client = openai.AsyncOpenAI(base_url=proxy_url + "/v1", api_key="k", max_retries=0)
-    page = await openai_client.models.list()
+    async with openai.AsyncOpenAI(base_url=proxy_url + "/v1", api_key="k",
+                                  max_retries=0) as openai_client:
+        page = await openai_client.models.list()
     assert [(m.id, m.object) for m in page.data] == [("upstream-model", "model")]
 
 
 async def test_an_anthropic_key_never_goes_to_another_provider(
         upstream: FakeOpenAIUpstream, proxy_url: str) -> None:
-    api = anthropic.AsyncAnthropic(base_url=proxy_url, api_key="sk-ant-api03-secret",
-                                   max_retries=0)
-    await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=proxy_url, api_key="sk-ant-api03-secret",
+                                        max_retries=0) as api:
+        await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
     assert upstream_auth(upstream) is None

@@ -40,8 +40,9 @@ def claude(url: str) -> anthropic.AsyncAnthropic:
 
 async def turn(url: str, history: list[dict[str, Any]], text: str, **extra: Any) -> Any:
     history.append({"role": "user", "content": text})
-    message = await claude(url).messages.create(model=MODEL, max_tokens=100, messages=history,
-                                                system="Be helpful.", **extra)
+    async with claude(url) as api:
+        message = await api.messages.create(model=MODEL, max_tokens=100, messages=history,
+                                            system="Be helpful.", **extra)
     history.append({"role": "assistant", "content": [b.model_dump(exclude_none=True)
                                                      for b in message.content]})
     return message
@@ -117,8 +118,9 @@ async def test_a_tool_round_trip_with_two_parallel_calls(
         {"type": "tool_result", "tool_use_id": calls[0].id, "content": "contents of a"},
         {"type": "tool_result", "tool_use_id": calls[1].id, "content": "a.txt b.txt",
          "is_error": True}]})
-    await claude(bb_url).messages.create(model=MODEL, max_tokens=100, messages=history,
-                                         system="Be helpful.", tools=[READ, BASH])
+    async with claude(bb_url) as api:
+        await api.messages.create(model=MODEL, max_tokens=100, messages=history,
+                                  system="Be helpful.", tools=[READ, BASH])
     last = backboard_upstream.sent()[-1]
     assert "contents of a" in last and "a.txt b.txt" in last  # both results, one message
     threads = [c.path.split("/")[-2] for c in backboard_upstream.routed("messages")]
@@ -130,8 +132,9 @@ async def test_lead_text_streams_before_the_call_is_sent(
     reply = Reply('First I will read it. {"tool": "Read", "args": {"file_path": "x"}}',
                   chunk_size=6, hold_after=3)
     backboard_upstream.script(reply)
-    async with claude(bb_url).messages.stream(model=MODEL, max_tokens=100, tools=[READ],
-                                              messages=[{"role": "user", "content": "go"}]) as s:
+    async with claude(bb_url) as api, api.messages.stream(
+            model=MODEL, max_tokens=100, tools=[READ],
+            messages=[{"role": "user", "content": "go"}]) as s:
         seen = ""
         async for event in s:
             if event.type == "text":
@@ -162,9 +165,10 @@ async def test_failures_are_real_errors_never_an_empty_reply(
 async def test_a_failure_before_any_content_is_an_http_error(
         bb_url: str, backboard_upstream: FakeBackboard) -> None:
     backboard_upstream.script(Reply("", fault="run_failed", fault_after=0))
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        await claude(bb_url).messages.create(model=MODEL, max_tokens=10,
-                                             messages=[{"role": "user", "content": "x"}])
+    async with claude(bb_url) as api:
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            await api.messages.create(model=MODEL, max_tokens=10,
+                                      messages=[{"role": "user", "content": "x"}])
     assert caught.value.status_code >= 500
 
 
@@ -174,9 +178,10 @@ async def test_a_bad_key_is_the_clients_401_and_never_logged(
     caplog.set_level(logging.DEBUG)
     url = await start_proxy(upstream_url=backboard_upstream.base_url,
                             upstream_dialect="backboard", upstream_api_key="bb-wrong-key-123")
-    with pytest.raises(anthropic.AuthenticationError):
-        await claude(url).messages.create(model=MODEL, max_tokens=10,
-                                          messages=[{"role": "user", "content": "x"}])
+    async with claude(url) as api:
+        with pytest.raises(anthropic.AuthenticationError):
+            await api.messages.create(model=MODEL, max_tokens=10,
+                                      messages=[{"role": "user", "content": "x"}])
     assert not [r for r in caplog.records if "bb-wrong-key-123" in r.getMessage()]
 
 
@@ -195,34 +200,37 @@ async def test_images_become_markers_and_are_said(
     caplog.set_level(logging.INFO)
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                          "data": "iVBORw0KGgo="}}
-    await claude(bb_url).messages.create(model=MODEL, max_tokens=10, messages=[
-        {"role": "user", "content": [image, {"type": "text", "text": "what is it?"}]}])
+    async with claude(bb_url) as api:
+        await api.messages.create(model=MODEL, max_tokens=10, messages=[
+            {"role": "user", "content": [image, {"type": "text", "text": "what is it?"}]}])
     assert "[image: not shown" in backboard_upstream.sent()[-1]
     assert any("not sent to backboard" in r.getMessage() for r in caplog.records)
 
 
 async def test_openai_clients_streaming_and_not(bb_url: str,
                                                 backboard_upstream: FakeBackboard) -> None:
-    client = openai.AsyncOpenAI(base_url=bb_url + "/v1", api_key="x", max_retries=0)
-    done = await client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "say: plain hello"}])
-    assert done.choices[0].message.content == "plain hello"
-    pieces = []
-    backboard_upstream.script(Reply("streamed hello", chunk_size=3, delay=0.02))
-    stream = await client.chat.completions.create(
-        model=MODEL, stream=True, messages=[{"role": "user", "content": "hello?"}])
-    async for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            pieces.append(chunk.choices[0].delta.content)
+    async with openai.AsyncOpenAI(base_url=bb_url + "/v1", api_key="x", max_retries=0) as client:
+        done = await client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "say: plain hello"}])
+        assert done.choices[0].message.content == "plain hello"
+        pieces = []
+        backboard_upstream.script(Reply("streamed hello", chunk_size=3, delay=0.02))
+        stream = await client.chat.completions.create(
+            model=MODEL, stream=True, messages=[{"role": "user", "content": "hello?"}])
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
     assert "".join(pieces) == "streamed hello" and len(pieces) > 1
 
 
 async def test_models_are_backboards_in_each_clients_format(bb_url: str) -> None:
-    listed = await openai.AsyncOpenAI(base_url=bb_url + "/v1", api_key="x").models.list()
+    async with openai.AsyncOpenAI(base_url=bb_url + "/v1", api_key="x") as client:
+        listed = await client.models.list()
     ids = [m.id for m in listed.data]
     assert MODEL in ids and "gpt-4o" in ids and "text-embedding-3-small" not in ids
     assert "openrouter/meta-llama/llama-3.3-70b-instruct" in ids  # routes back to its provider
-    page = await claude(bb_url).models.list()
+    async with claude(bb_url) as api:
+        page = await api.models.list()
     assert [m.id for m in page.data] == ids
 
 
@@ -232,8 +240,9 @@ async def test_a_providers_file_provider_of_kind_backboard(
         {"name": "bb", "kind": "backboard", "base_url": backboard_upstream.base_url,
          "api_key": DEFAULT_KEY, "models": [{"id": "smart", "remote_id": MODEL}]}]})
     url = await start_proxy(providers_file=file)
-    message = await claude(url).messages.create(model="smart", max_tokens=10, messages=[
-        {"role": "user", "content": "say: via the file"}])
+    async with claude(url) as api:
+        message = await api.messages.create(model="smart", max_tokens=10, messages=[
+            {"role": "user", "content": "say: via the file"}])
     assert text_of(message) == "via the file"
     assert backboard_upstream.routed("messages")[-1].fields["model_name"] == MODEL
 

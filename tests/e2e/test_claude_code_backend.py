@@ -60,22 +60,23 @@ def stdin_of(record: Path) -> list[str]:
 async def test_tokens_stream_in_several_deltas(cli_proxy: Start) -> None:
     url = await cli_proxy(env={"FAKE_CLAUDE_REPLY": "Hello from the CLI backend.",
                                "FAKE_CLAUDE_DELTA_SECONDS": "0.02"})
-    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
-    stream = await client.chat.completions.create(
-        model="sonnet", stream=True, messages=[{"role": "user", "content": "hi"}])
-    pieces = [c.choices[0].delta.content async for c in stream
-              if c.choices and c.choices[0].delta.content]
-    assert "".join(pieces) == "Hello from the CLI backend." and len(pieces) > 1
-    done = await client.chat.completions.create(
-        model="claude-3.5-sonnet", messages=[{"role": "user", "content": "hi"}])
+    async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model="sonnet", stream=True, messages=[{"role": "user", "content": "hi"}])
+        pieces = [c.choices[0].delta.content async for c in stream
+                  if c.choices and c.choices[0].delta.content]
+        assert "".join(pieces) == "Hello from the CLI backend." and len(pieces) > 1
+        done = await client.chat.completions.create(
+            model="claude-3.5-sonnet", messages=[{"role": "user", "content": "hi"}])
     assert done.choices[0].message.content == "Hello from the CLI backend."
     assert done.model == "claude-3.5-sonnet"
 
 
 async def test_anthropic_clients_too(cli_proxy: Start) -> None:
     url = await cli_proxy(env={"FAKE_CLAUDE_REPLY": "ok"})
-    message = await anthropic.AsyncAnthropic(base_url=url, api_key="x").messages.create(
-        model="opus", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="x") as client:
+        message = await client.messages.create(
+            model="opus", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
     assert message.content[0].text == "ok" and message.stop_reason == "end_turn"
 
 
@@ -87,18 +88,18 @@ async def test_a_client_tool_round_trip_with_parallel_calls(cli_proxy: Start,
     tools = [{"type": "function", "function": {"name": name, "parameters": {
         "type": "object", "properties": {arg: {"type": "string"}}, "required": [arg]}}}
              for name, arg in (("get_weather", "city"), ("get_time", "zone"))]
-    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
-    first = await client.chat.completions.create(
-        model="sonnet", tools=tools, messages=[{"role": "user", "content": "Paris?"}])
-    choice = first.choices[0]
-    assert choice.finish_reason == "tool_calls"
-    got = [(c.function.name, json.loads(c.function.arguments))
-           for c in choice.message.tool_calls or []]
-    assert got == [("get_weather", {"city": "Paris"}), ("get_time", {"zone": "CET"})]
-    history = [{"role": "user", "content": "Paris?"}, choice.message.model_dump(),
-               *({"role": "tool", "tool_call_id": c.id, "content": f"result {n}"}
-                 for n, c in enumerate(choice.message.tool_calls or []))]
-    await client.chat.completions.create(model="sonnet", tools=tools, messages=history)
+    async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
+        first = await client.chat.completions.create(
+            model="sonnet", tools=tools, messages=[{"role": "user", "content": "Paris?"}])
+        choice = first.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        got = [(c.function.name, json.loads(c.function.arguments))
+               for c in choice.message.tool_calls or []]
+        assert got == [("get_weather", {"city": "Paris"}), ("get_time", {"zone": "CET"})]
+        history = [{"role": "user", "content": "Paris?"}, choice.message.model_dump(),
+                   *({"role": "tool", "tool_call_id": c.id, "content": f"result {n}"}
+                     for n, c in enumerate(choice.message.tool_calls or []))]
+        await client.chat.completions.create(model="sonnet", tools=tools, messages=history)
     second = [turn for turn in stdin_of(record) if "result 0" in turn]
     assert len(second) == 1  # the whole history, flattened into one turn
     assert "result 1" in second[0] and "get_weather" in second[0] and "Paris?" in second[0]
@@ -106,10 +107,10 @@ async def test_a_client_tool_round_trip_with_parallel_calls(cli_proxy: Start,
 
 async def test_two_conversations_never_see_each_other(cli_proxy: Start, record: Path) -> None:
     url = await cli_proxy()
-    client = anthropic.AsyncAnthropic(base_url=url, api_key="x")
-    await asyncio.gather(*(client.messages.create(
-        model="haiku", max_tokens=10, messages=[{"role": "user", "content": f"secret-{n}"}])
-        for n in range(2)))
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="x") as client:
+        await asyncio.gather(*(client.messages.create(
+            model="haiku", max_tokens=10, messages=[{"role": "user", "content": f"secret-{n}"}])
+            for n in range(2)))
     per_process = [p.read_text() for p in record.iterdir() if "secret-" in p.read_text()]
     assert len(per_process) == 2
     assert all(text.count("secret-") == 1 for text in per_process)
@@ -182,10 +183,12 @@ async def test_a_missing_cli_is_a_503_saying_what_to_install(cli_proxy: Start) -
 
 async def test_models_are_listed_in_each_clients_format(cli_proxy: Start) -> None:
     url = await cli_proxy()
-    listed = await openai.AsyncOpenAI(base_url=url + "/v1", api_key="x").models.list()
+    async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x") as openai_client:
+        listed = await openai_client.models.list()
     ids = [m.id for m in listed.data]
     assert {"opus", "sonnet", "haiku"} <= set(ids)
-    page = await anthropic.AsyncAnthropic(base_url=url, api_key="x").models.list()
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="x") as anthropic_client:
+        page = await anthropic_client.models.list()
     assert [m.id for m in page.data] == ids
 
 
@@ -202,8 +205,9 @@ async def test_the_session_log_holds_the_request_the_clis_lines_and_timings(
         cli_proxy: Start, tmp_path: Path) -> None:
     folder = tmp_path / "sessions"
     url = await cli_proxy(session_log_dir=str(folder), env={"FAKE_CLAUDE_REPLY": "logged"})
-    await openai.AsyncOpenAI(base_url=url + "/v1", api_key="x").chat.completions.create(
-        model="sonnet", messages=[{"role": "user", "content": "log me"}])
+    async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x") as client:
+        await client.chat.completions.create(
+            model="sonnet", messages=[{"role": "user", "content": "log me"}])
     for _ in range(50):
         if folder.exists() and list(folder.iterdir()):
             break

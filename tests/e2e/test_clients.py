@@ -256,8 +256,9 @@ def test_sdks_read_the_base_urls_the_doc_names(monkeypatch: pytest.MonkeyPatch) 
         value = re.search(rf"`{name}=(\S+?)`", text)
         assert value, name
         monkeypatch.setenv(name, value.group(1))
-    assert str(anthropic.Anthropic(api_key="x").base_url).rstrip("/") == DOC_ORIGIN
-    assert str(openai.OpenAI(api_key="x").base_url).rstrip("/") == DOC_ORIGIN + "/v1"
+    with anthropic.Anthropic(api_key="x") as claude, openai.OpenAI(api_key="x") as gpt:
+        assert str(claude.base_url).rstrip("/") == DOC_ORIGIN
+        assert str(gpt.base_url).rstrip("/") == DOC_ORIGIN + "/v1"
 
 
 # --- LiteLLM (in its own interpreter) -------------------------------------------------

@@ -59,7 +59,8 @@ def client(url: str) -> anthropic.AsyncAnthropic:
 
 
 async def ask(url: str, model: str) -> str:
-    async with client(url).messages.stream(model=model, max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
+    async with client(url) as api, \
+            api.messages.stream(model=model, max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
         message = await s.get_final_message()
     return message.content[0].text  # type: ignore[union-attr]
 
@@ -164,9 +165,11 @@ async def test_the_relay_fails_over_too(fakes: list[Any], start_proxy: Any) -> N
 
 async def test_models_list_the_configured_ones(fakes: list[Any], start_proxy: Any) -> None:
     url = await proxy(start_proxy, fakes)
-    listed = [(m.id, m.display_name) async for m in client(url).models.list()]
+    async with client(url) as api:
+        listed = [(m.id, m.display_name) async for m in api.models.list()]
     assert ("beta", "Beta") in listed and ("alpha", "alpha") in listed
-    page = await openai.AsyncOpenAI(base_url=url + "/v1", api_key="k").models.list()
+    async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="k") as openai_client:
+        page = await openai_client.models.list()
     assert {m.id for m in page.data} == {"alpha", "beta", "claude-x"}
 
 
@@ -196,9 +199,9 @@ async def test_no_key_reaches_a_log(fakes: list[Any], start_proxy: Any,
 async def test_count_tokens_for_an_unrouted_model_is_counted_here(
         fakes: list[Any], start_proxy: Any) -> None:
     url = await proxy(start_proxy, fakes, default_model="", prefixes={})
-    api = client(url)
-    counted = await api.messages.count_tokens(model="nope", messages=HELLO)  # type: ignore[arg-type]
-    again = await api.messages.count_tokens(model="nope", messages=HELLO)  # type: ignore[arg-type]
+    async with client(url) as api:
+        counted = await api.messages.count_tokens(model="nope", messages=HELLO)  # type: ignore[arg-type]
+        again = await api.messages.count_tokens(model="nope", messages=HELLO)  # type: ignore[arg-type]
     assert counted.input_tokens == again.input_tokens > 0
 
 
@@ -215,7 +218,7 @@ async def test_a_relay_falls_back_to_the_other_dialect_translated(
     assert one.requests[-1]["body"]["model"] == "alpha-remote"
     one.scenario = ErrorResponse(503, error_body("busy"))
     ant.scenario = Stream(fake_anthropic.text_stream(["from claude"]))
-    api = openai.AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
-    answer = await api.chat.completions.create(model="alpha", messages=HELLO)  # type: ignore[arg-type]
+    async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0) as api:
+        answer = await api.chat.completions.create(model="alpha", messages=HELLO)  # type: ignore[arg-type]
     assert answer.choices[0].message.content == "from claude"  # OpenAI client: relay, then claude-x
     assert ant.requests[-1]["body"]["model"] == "claude-remote"

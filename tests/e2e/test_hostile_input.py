@@ -38,9 +38,10 @@ async def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any
 
 async def test_a_document_media_type_that_is_not_a_string(proxy_url: str) -> None:
     block = {"type": "document", "source": {"type": "base64", "media_type": 5, "data": "QQ=="}}
-    with pytest.raises(anthropic.BadRequestError) as caught:
-        await anthropic_client(proxy_url).messages.create(
-            model="m", max_tokens=5, messages=[{"role": "user", "content": [block]}])
+    async with anthropic_client(proxy_url) as api:
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await api.messages.create(
+                model="m", max_tokens=5, messages=[{"role": "user", "content": [block]}])
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert "messages.0.content.0.source.media_type" in caught.value.message
 
@@ -88,32 +89,32 @@ async def test_a_relayed_body_that_keeps_its_model_goes_up_unparsed(
     ({"modalities": 5}, "modalities"),
 ])
 async def test_mistyped_openai_fields(o2a_url: str, fields: dict[str, Any], param: str) -> None:
-    api = openai.AsyncOpenAI(base_url=o2a_url, api_key="k", max_retries=0)
-    with pytest.raises(openai.BadRequestError) as caught:
-        await api.chat.completions.create(model="m", messages=HELLO, extra_body=fields)
+    async with openai.AsyncOpenAI(base_url=o2a_url, api_key="k", max_retries=0) as api:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await api.chat.completions.create(model="m", messages=HELLO, extra_body=fields)
     assert caught.value.param == param  # type: ignore[attr-defined]
     assert caught.value.response.headers["x-should-retry"] == "false"
 
 
 @pytest.mark.parametrize("assistant", [{"tool_calls": 5}, {"refusal": 5}])
 async def test_mistyped_assistant_fields(o2a_url: str, assistant: dict[str, Any]) -> None:
-    api = openai.AsyncOpenAI(base_url=o2a_url, api_key="k", max_retries=0)
-    messages: Any = [*HELLO, {"role": "assistant", **assistant}, *HELLO]
-    with pytest.raises(openai.BadRequestError):
-        await api.chat.completions.create(model="m", messages=messages)
+    async with openai.AsyncOpenAI(base_url=o2a_url, api_key="k", max_retries=0) as api:
+        messages: Any = [*HELLO, {"role": "assistant", **assistant}, *HELLO]
+        with pytest.raises(openai.BadRequestError):
+            await api.chat.completions.create(model="m", messages=messages)
 
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_an_upstream_that_sends_only_done(upstream: FakeOpenAIUpstream, proxy_url: str,
                                                 stream: bool) -> None:
     upstream.scenario = Stream([done()])
-    api = anthropic_client(proxy_url)
-    with pytest.raises(anthropic.InternalServerError) as caught:
-        if stream:
-            async with api.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:
-                await s.get_final_message()
-        else:
-            await api.messages.create(model="m", max_tokens=5, messages=HELLO)
+    async with anthropic_client(proxy_url) as api:
+        with pytest.raises(anthropic.InternalServerError) as caught:
+            if stream:
+                async with api.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:
+                    await s.get_final_message()
+            else:
+                await api.messages.create(model="m", max_tokens=5, messages=HELLO)
     assert caught.value.status_code == 502
     assert "without any content" in caught.value.message
 
@@ -122,13 +123,13 @@ async def test_an_upstream_that_sends_only_done(upstream: FakeOpenAIUpstream, pr
 async def test_an_anthropic_upstream_that_sends_only_message_stop(
         anthropic_upstream: FakeAnthropicUpstream, o2a_url: str, stream: bool) -> None:
     anthropic_upstream.scenario = Stream([anthropic_frame({"type": "message_stop"})])
-    api = openai.AsyncOpenAI(base_url=o2a_url, api_key="k", max_retries=0)
-    with pytest.raises(openai.InternalServerError) as caught:
-        if stream:
-            async for _ in await api.chat.completions.create(model="m", messages=HELLO,
-                                                             stream=True):
-                pass
-        else:
-            await api.chat.completions.create(model="m", messages=HELLO)
+    async with openai.AsyncOpenAI(base_url=o2a_url, api_key="k", max_retries=0) as api:
+        with pytest.raises(openai.InternalServerError) as caught:
+            if stream:
+                async for _ in await api.chat.completions.create(model="m", messages=HELLO,
+                                                                 stream=True):
+                    pass
+            else:
+                await api.chat.completions.create(model="m", messages=HELLO)
     assert caught.value.status_code == 502
     assert "before message_start" in caught.value.message

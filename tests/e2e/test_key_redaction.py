@@ -72,9 +72,9 @@ async def test_a_relayed_anthropic_error_that_quotes_a_providers_file_key_is_mas
     url = await start_proxy(providers_file=file)
     anthropic_upstream.scenario = ErrorResponse(400, fake_anthropic.error_body(
         "invalid_request_error", f"key {secret} and glmkey2.KLMNOPQRST are not allowed"))
-    client = anthropic.AsyncAnthropic(base_url=url, api_key="client", max_retries=0)
-    with pytest.raises(anthropic.BadRequestError) as caught:
-        await client.messages.create(model="claude-x", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="client", max_retries=0) as client:
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await client.messages.create(model="claude-x", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
     text = str(caught.value.body)
     assert secret not in text and "KLMNOPQRST" not in text and "***" in text
     assert not leaked(caplog, secret, "KLMNOPQRST")
@@ -87,10 +87,10 @@ async def test_a_translated_in_stream_error_that_quotes_the_key_is_masked(
     url = await start_proxy(upstream_url=upstream.base_url, upstream_api_key=KEY)  # type: ignore[attr-defined]
     upstream.scenario = Stream(text_stream(["Hello"])[:2] + [
         error_chunk(f"key {KEY} quota exhausted")], delay=0.02)
-    client = anthropic.AsyncAnthropic(base_url=url, api_key="client", max_retries=0)
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        async with client.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
-            await s.get_final_message()
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="client", max_retries=0) as client:
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            async with client.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
+                await s.get_final_message()
     assert KEY not in str(caught.value) and "***" in str(caught.value)
     assert not leaked(caplog, KEY)
 
@@ -101,9 +101,9 @@ async def test_a_200_json_error_body_that_quotes_the_key_is_masked(
     caplog.set_level(logging.INFO)
     url = await start_proxy(upstream_url=upstream.base_url, upstream_api_key=KEY)  # type: ignore[attr-defined]
     upstream.scenario = JSONResponse({"error": {"message": f"key {KEY} is disabled"}})
-    client = anthropic.AsyncAnthropic(base_url=url, api_key="client", max_retries=0)
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        await client.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="client", max_retries=0) as client:
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            await client.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
     assert caught.value.status_code == 502
     assert KEY not in str(caught.value.body) and "***" in str(caught.value.body)
     assert not leaked(caplog, KEY)

@@ -35,9 +35,10 @@ async def test_create_without_streaming(anthropic_upstream: FakeAnthropicUpstrea
                                         o2a_url: str) -> None:
     anthropic_upstream.scenario = Stream(text_stream(["Hello", " there"],
                                                      usage=(20, 5, 10, 0)))
-    completion = await client(o2a_url).chat.completions.create(
-        model="claude-sonnet-4-5", messages=[{"role": "system", "content": "Be brief."},
-                                             *HELLO])  # type: ignore[list-item]
+    async with client(o2a_url) as api:
+        completion = await api.chat.completions.create(
+            model="claude-sonnet-4-5", messages=[{"role": "system", "content": "Be brief."},
+                                                 *HELLO])  # type: ignore[list-item]
     assert completion.choices[0].message.content == "Hello there"
     assert completion.choices[0].finish_reason == "stop"
     assert completion.model == "claude-sonnet-4-5"
@@ -80,7 +81,7 @@ async def test_stream_helper_with_parallel_tools_and_usage(
     anthropic_upstream.scenario = Stream(tool_use_stream([
         ("toolu_a", "get_weather", ["", '{"ci', 'ty": "Pa', 'ris"}']),
         ("toolu_b", "get_weather", ["", '{"city"', ': "Tokyo"}'])], text_before="Checking."))
-    async with client(o2a_url).chat.completions.stream(
+    async with client(o2a_url) as api, api.chat.completions.stream(
             model="claude-x", messages=HELLO, tools=TOOLS,  # type: ignore[arg-type]
             stream_options={"include_usage": True}) as stream:
         async for _ in stream:
@@ -103,14 +104,14 @@ async def test_a_tool_round_trip(anthropic_upstream: FakeAnthropicUpstream,
     anthropic_upstream.scenario = [
         Stream(tool_use_stream([("toolu_1", "get_weather", ['{"city": "Rome"}'])])),
         Stream(text_stream(["Sunny."]))]
-    api = client(o2a_url)
-    first = await api.chat.completions.create(model="c", messages=HELLO, tools=TOOLS)  # type: ignore[arg-type]
-    call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
-    history: list[Any] = [*HELLO, first.choices[0].message.model_dump(exclude_none=True),
-                          {"role": "tool", "tool_call_id": call.id, "content": "18C"},
-                          {"role": "tool", "tool_call_id": call.id + "x", "content": "n/a"},
-                          {"role": "user", "content": "thanks"}]
-    second = await api.chat.completions.create(model="c", messages=history, tools=TOOLS)  # type: ignore[arg-type]
+    async with client(o2a_url) as api:
+        first = await api.chat.completions.create(model="c", messages=HELLO, tools=TOOLS)  # type: ignore[arg-type]
+        call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+        history: list[Any] = [*HELLO, first.choices[0].message.model_dump(exclude_none=True),
+                              {"role": "tool", "tool_call_id": call.id, "content": "18C"},
+                              {"role": "tool", "tool_call_id": call.id + "x", "content": "n/a"},
+                              {"role": "user", "content": "thanks"}]
+        second = await api.chat.completions.create(model="c", messages=history, tools=TOOLS)  # type: ignore[arg-type]
     assert second.choices[0].message.content == "Sunny."
     turns = anthropic_upstream.requests[-1]["body"]["messages"]
     assert [t["role"] for t in turns] == ["user", "assistant", "user"]
@@ -128,21 +129,23 @@ async def test_an_error_event_mid_stream(anthropic_upstream: FakeAnthropicUpstre
         raw = await response.read()
     assert b"[DONE]" not in raw and b'"finish_reason":"stop"' not in raw
     assert raw.rstrip().endswith(b"}}") and b'"error"' in raw.splitlines()[-2]
-    with pytest.raises(openai.APIError, match="Overloaded"):
-        stream = await client(o2a_url).chat.completions.create(
-            model="c", messages=HELLO, stream=True)  # type: ignore[arg-type]
-        async for _ in stream:
-            pass
+    async with client(o2a_url) as api:
+        with pytest.raises(openai.APIError, match="Overloaded"):
+            stream = await api.chat.completions.create(
+                model="c", messages=HELLO, stream=True)  # type: ignore[arg-type]
+            async for _ in stream:
+                pass
 
 
 async def test_a_cut_connection(anthropic_upstream: FakeAnthropicUpstream,
                                 o2a_url: str) -> None:
     anthropic_upstream.scenario = Stream(text_stream(["a", "b", "c"]), cut_after=5)
-    with pytest.raises(openai.APIError):
-        stream = await client(o2a_url).chat.completions.create(
-            model="c", messages=HELLO, stream=True)  # type: ignore[arg-type]
-        async for _ in stream:
-            pass
+    async with client(o2a_url) as api:
+        with pytest.raises(openai.APIError):
+            stream = await api.chat.completions.create(
+                model="c", messages=HELLO, stream=True)  # type: ignore[arg-type]
+            async for _ in stream:
+                pass
 
 
 @pytest.mark.parametrize(("upstream_status", "error_type", "status", "sdk_error"), [
@@ -155,8 +158,9 @@ async def test_upstream_errors_in_openai_shape(
         error_type: str, status: int, sdk_error: type[Exception]) -> None:
     anthropic_upstream.scenario = ErrorResponse(upstream_status, error_body(error_type, "nope"),
                                                 headers={"retry-after": "3"})
-    with pytest.raises(sdk_error) as caught:
-        await client(o2a_url).chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
+    async with client(o2a_url) as api:
+        with pytest.raises(sdk_error) as caught:
+            await api.chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
     error: Any = caught.value
     assert error.status_code == status and error.body["message"] == "nope"
     assert error.response.headers["retry-after"] == "3"
@@ -171,9 +175,10 @@ async def test_upstream_errors_in_openai_shape(
 ])
 async def test_what_cannot_be_honoured_is_a_400(o2a_url: str, extra: dict[str, Any],
                                                 param: str) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        await client(o2a_url).chat.completions.create(
-            **{"model": "c", "messages": HELLO, **extra})
+    async with client(o2a_url) as api:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await api.chat.completions.create(
+                **{"model": "c", "messages": HELLO, **extra})
     assert caught.value.param == param  # type: ignore[attr-defined]
 
 
@@ -189,14 +194,16 @@ async def test_model_default_and_api_prefix(anthropic_upstream: FakeAnthropicUps
 
 async def test_claude_code_header_profile_is_off_by_default_and_configurable(
         anthropic_upstream: FakeAnthropicUpstream, o2a_url: str, start_proxy: Any) -> None:
-    await client(o2a_url).chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
+    async with client(o2a_url) as api:
+        await api.chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
     plain = anthropic_upstream.requests[-1]["headers"]
     assert plain["user-agent"].startswith("llm-dialect-proxy/") and "x-app" not in plain
     url = await start_proxy(upstream_url=anthropic_upstream.base_url,  # type: ignore[attr-defined]
                             upstream_dialect="anthropic", upstream_api_key="sk-ant-k",
                             claude_code_headers=True, anthropic_beta="extra-beta-1",
                             claude_code_profile='{"User-Agent": "claude-cli/9.9.9 (external, cli)"}')
-    await client(url + "/v1").chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
+    async with client(url + "/v1") as api:
+        await api.chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
     sent = anthropic_upstream.requests[-1]["headers"]
     assert sent["user-agent"] == "claude-cli/9.9.9 (external, cli)" and sent["x-app"] == "cli"
     betas = sent["anthropic-beta"].split(",")
@@ -205,15 +212,15 @@ async def test_claude_code_header_profile_is_off_by_default_and_configurable(
 
 async def test_thinking_is_left_out_of_a_tool_loop_it_cannot_sign(
         anthropic_upstream: FakeAnthropicUpstream, o2a_url: str) -> None:
-    api = client(o2a_url)
-    await api.chat.completions.create(model="c", messages=HELLO, reasoning_effort="high")  # type: ignore[arg-type]
-    assert anthropic_upstream.requests[-1]["body"]["thinking"]["type"] == "enabled"
-    history: list[Any] = [*HELLO, {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather",
-                                                          "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]
-    await api.chat.completions.create(model="c", messages=history, tools=TOOLS,  # type: ignore[arg-type]
-                                      reasoning_effort="high")
+    async with client(o2a_url) as api:
+        await api.chat.completions.create(model="c", messages=HELLO, reasoning_effort="high")  # type: ignore[arg-type]
+        assert anthropic_upstream.requests[-1]["body"]["thinking"]["type"] == "enabled"
+        history: list[Any] = [*HELLO, {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather",
+                                                              "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]
+        await api.chat.completions.create(model="c", messages=history, tools=TOOLS,  # type: ignore[arg-type]
+                                          reasoning_effort="high")
     assert "thinking" not in anthropic_upstream.requests[-1]["body"]
 
 
@@ -222,9 +229,9 @@ async def test_system_prompt_only_where_the_request_has_none(
     url = await start_proxy(upstream_url=anthropic_upstream.base_url,  # type: ignore[attr-defined]
                             upstream_dialect="anthropic", upstream_api_key="sk-ant-k",
                             system_prompt="You are helpful.")
-    api = client(url + "/v1")
-    await api.chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
-    assert anthropic_upstream.requests[-1]["body"]["system"] == "You are helpful."
-    await api.chat.completions.create(model="c", messages=[  # type: ignore[arg-type]
-        {"role": "developer", "content": "Mine."}, *HELLO])
+    async with client(url + "/v1") as api:
+        await api.chat.completions.create(model="c", messages=HELLO)  # type: ignore[arg-type]
+        assert anthropic_upstream.requests[-1]["body"]["system"] == "You are helpful."
+        await api.chat.completions.create(model="c", messages=[  # type: ignore[arg-type]
+            {"role": "developer", "content": "Mine."}, *HELLO])
     assert anthropic_upstream.requests[-1]["body"]["system"] == "Mine."

@@ -64,14 +64,14 @@ async def test_anthropic_relay_keeps_error_status_and_body(
                             upstream_dialect="anthropic", upstream_api_key="sk-ant-upstream")
     error = fake_anthropic.error_body("overloaded_error", "Overloaded")
     anthropic_upstream.scenario = ErrorResponse(529, error, headers={"retry-after": "9"})
-    api = anthropic.AsyncAnthropic(base_url=url, api_key="sk-client", max_retries=0)
-    try:
-        await api.messages.create(model="c", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
-    except anthropic.APIStatusError as exc:
-        assert exc.status_code == 529 and exc.body == error
-        assert exc.response.headers["retry-after"] == "9"
-    else:
-        raise AssertionError("expected the upstream's 529")
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="sk-client", max_retries=0) as api:
+        try:
+            await api.messages.create(model="c", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+        except anthropic.APIStatusError as exc:
+            assert exc.status_code == 529 and exc.body == error
+            assert exc.response.headers["retry-after"] == "9"
+        else:
+            raise AssertionError("expected the upstream's 529")
     assert anthropic_upstream.requests[-1]["headers"]["x-api-key"] == "sk-ant-upstream"
 
 
@@ -82,12 +82,12 @@ async def test_anthropic_sdk_through_the_relay_and_count_tokens(
                             model_override="true")
     anthropic_upstream.scenario = Stream(fake_anthropic.tool_use_stream(
         [("toolu_1", "f", ["", '{"a":', " 1}"])]))
-    api = anthropic.AsyncAnthropic(base_url=url, api_key="sk-client", max_retries=0)
-    async with api.messages.stream(model="claude-x", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
-        final = await s.get_final_message()
-    assert final.content[0].input == {"a": 1}  # type: ignore[union-attr]
-    assert anthropic_upstream.requests[-1]["body"]["model"] == "claude-forced"
-    counted = await api.messages.count_tokens(model="claude-x", messages=HELLO)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="sk-client", max_retries=0) as api:
+        async with api.messages.stream(model="claude-x", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
+            final = await s.get_final_message()
+        assert final.content[0].input == {"a": 1}  # type: ignore[union-attr]
+        assert anthropic_upstream.requests[-1]["body"]["model"] == "claude-forced"
+        counted = await api.messages.count_tokens(model="claude-x", messages=HELLO)  # type: ignore[arg-type]
     assert counted.input_tokens == len(orjson.dumps(
         anthropic_upstream.requests[-1]["body"])) // 4 or counted.input_tokens > 0
     assert anthropic_upstream.requests[-1]["path"] == "/v1/messages/count_tokens"
@@ -114,19 +114,19 @@ async def test_openai_sdk_through_the_relay_with_model_override(
         upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
     url = await start_proxy(upstream_url=upstream.base_url, model="served-model")  # type: ignore[attr-defined]
     upstream.scenario = Stream(fake_openai.text_stream(["A", "B"]))
-    api = openai.AsyncOpenAI(base_url=url + "/api/v1", api_key="k", max_retries=0)
-    async with api.chat.completions.stream(model="asked", messages=HELLO) as stream:  # type: ignore[arg-type]
-        final = await stream.get_final_completion()
-    assert final.choices[0].message.content == "AB"
-    assert upstream.requests[-1]["body"]["model"] == "served-model"
-    upstream.scenario = ErrorResponse(404, fake_openai.error_body("no such model",
-                                                                  code="model_not_found"))
-    try:
-        await api.chat.completions.create(model="asked", messages=HELLO)  # type: ignore[arg-type]
-    except openai.NotFoundError as exc:
-        assert exc.code == "model_not_found"
-    else:
-        raise AssertionError("expected the upstream's 404")
+    async with openai.AsyncOpenAI(base_url=url + "/api/v1", api_key="k", max_retries=0) as api:
+        async with api.chat.completions.stream(model="asked", messages=HELLO) as stream:  # type: ignore[arg-type]
+            final = await stream.get_final_completion()
+        assert final.choices[0].message.content == "AB"
+        assert upstream.requests[-1]["body"]["model"] == "served-model"
+        upstream.scenario = ErrorResponse(404, fake_openai.error_body("no such model",
+                                                                      code="model_not_found"))
+        try:
+            await api.chat.completions.create(model="asked", messages=HELLO)  # type: ignore[arg-type]
+        except openai.NotFoundError as exc:
+            assert exc.code == "model_not_found"
+        else:
+            raise AssertionError("expected the upstream's 404")
 
 
 async def test_a_relay_cut_mid_stream_ends_with_an_error_frame(
@@ -151,13 +151,13 @@ async def test_relayed_usage_and_errors_reach_the_log(
     anthropic_upstream.scenario = [
         Stream(fake_anthropic.text_stream(["ok"], usage=(40, 7, 3, 0))),
         ErrorResponse(400, fake_anthropic.error_body("invalid_request_error", "bad field x"))]
-    api = anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0)
-    async with api.messages.stream(model="c", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
-        await s.get_final_message()
-    try:
-        await api.messages.create(model="c", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
-    except anthropic.BadRequestError:
-        pass
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as api:
+        async with api.messages.stream(model="c", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
+            await s.get_final_message()
+        try:
+            await api.messages.create(model="c", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+        except anthropic.BadRequestError:
+            pass
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("proxy")]
     access = [line for line in lines if "/v1/messages" in line and " 200 " in line]
     assert access and "tokens_in=43 tokens_out=7" in access[-1]

@@ -45,9 +45,9 @@ def two(start_proxy: Any, state_url: str) -> Urls:
 
 async def ask(url: str, history: list[dict[str, Any]], text: str) -> str:
     history.append({"role": "user", "content": text})
-    message = await anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0
-                                             ).messages.create(
-        model=MODEL, max_tokens=50, messages=history)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0) as client:
+        message = await client.messages.create(
+            model=MODEL, max_tokens=50, messages=history)  # type: ignore[arg-type]
     answer = "".join(b.text for b in message.content if b.type == "text")
     history.append({"role": "assistant", "content": answer})
     return answer

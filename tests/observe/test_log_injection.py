@@ -69,9 +69,9 @@ async def test_a_model_name_with_a_newline_writes_one_access_line(
         upstream: FakeOpenAIUpstream, start_proxy: Any, log_lines: io.StringIO) -> None:
     url = await start_proxy(upstream_url=upstream.base_url)  # type: ignore[attr-defined]
     upstream.scenario = Stream(text_stream(["fine"]))
-    api = anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0)
-    await api.messages.create(model=FORGED, max_tokens=5,
-                              messages=[{"role": "user", "content": "hi"}])
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as api:
+        await api.messages.create(model=FORGED, max_tokens=5,
+                                  messages=[{"role": "user", "content": "hi"}])
     await settle()
     (access,) = access_lines(log_lines)
     assert "req_FAKE" in access and "\\n2026" in access

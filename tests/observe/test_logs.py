@@ -60,8 +60,8 @@ async def test_debug_bodies_are_masked_and_cut(upstream: FakeOpenAIUpstream, sta
                             log_body_max_chars=300)
     upstream.scenario = Stream(text_stream(["fine"]))
     leaky = [{"role": "user", "content": f"my key is {SECRET} and sk-other-abcdefgh " + "x" * 900}]
-    api = anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0)
-    await api.messages.create(model="m", max_tokens=5, messages=leaky)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0) as api:
+        await api.messages.create(model="m", max_tokens=5, messages=leaky)  # type: ignore[arg-type]
     bodies = [r.getMessage() for r in caplog.records if r.name == "proxy.body"]
     assert len(bodies) == 2  # the request and the response
     assert "***" in bodies[0] and SECRET not in bodies[0] and "sk-other" not in bodies[0]
@@ -72,8 +72,8 @@ async def test_debug_bodies_are_masked_and_cut(upstream: FakeOpenAIUpstream, sta
 async def test_no_bodies_at_info(upstream: FakeOpenAIUpstream, proxy_url: str,
                                  caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    api = anthropic.AsyncAnthropic(base_url=proxy_url, api_key="k", max_retries=0)
-    await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=proxy_url, api_key="k", max_retries=0) as api:
+        await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
     assert not [r for r in caplog.records if r.name == "proxy.body"]
     access = [r for r in caplog.records if r.name == "proxy.access"]
     assert len(access) == 1 and "model_sent=upstream-model" in access[0].getMessage()
@@ -85,9 +85,9 @@ async def test_session_log_files(upstream: FakeOpenAIUpstream, start_proxy: Any,
     url = await start_proxy(upstream_url=upstream.base_url, upstream_api_key=SECRET,  # type: ignore[attr-defined]
                             session_log_dir=str(folder))
     upstream.scenario = Stream(text_stream(["logged", " answer"]))
-    api = anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0)
-    async with api.messages.stream(model="m", max_tokens=5, messages=[
-            {"role": "user", "content": f"secret {SECRET}"}]) as s:  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0) as api, \
+            api.messages.stream(model="m", max_tokens=5, messages=[
+                {"role": "user", "content": f"secret {SECRET}"}]) as s:  # type: ignore[arg-type]
         await s.get_final_message()
     await _settle()
     files = list(folder.glob("*.json"))
@@ -127,8 +127,8 @@ async def test_a_streamed_answer_is_previewed_to_its_own_limit(
     url = await start_proxy(upstream_url=upstream.base_url,  # type: ignore[attr-defined]
                             log_body_max_chars=5000, log_stream_text_preview_chars=120)
     upstream.scenario = Stream(text_stream(["word "] * 100))
-    api = anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0)
-    async with api.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as api, \
+            api.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
         await s.get_final_message()
     await _settle()  # the line is written when the handler ends, after the client's last byte
     response = [r.getMessage() for r in caplog.records

@@ -46,15 +46,15 @@ async def test_metrics_move_after_requests(upstream: FakeOpenAIUpstream,
     before = await scrape(proxy_url)
     assert total(before, "llm_proxy_requests_total") == 0
     upstream.scenario = Stream(text_stream(["a", "b"], usage=(30, 4, 10)))
-    api = anthropic.AsyncAnthropic(base_url=proxy_url, api_key="k", max_retries=0)
-    for _ in range(3):
-        async with api.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
-            await s.get_final_message()
-    upstream.scenario = ErrorResponse(503, error_body("busy"))
-    try:
-        await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
-    except anthropic.APIStatusError:
-        pass
+    async with anthropic.AsyncAnthropic(base_url=proxy_url, api_key="k", max_retries=0) as api:
+        for _ in range(3):
+            async with api.messages.stream(model="m", max_tokens=5, messages=HELLO) as s:  # type: ignore[arg-type]
+                await s.get_final_message()
+        upstream.scenario = ErrorResponse(503, error_body("busy"))
+        try:
+            await api.messages.create(model="m", max_tokens=5, messages=HELLO)  # type: ignore[arg-type]
+        except anthropic.APIStatusError:
+            pass
     after = await scrape(proxy_url)
     assert total(after, "llm_proxy_requests_total", "status=200", "route=/v1/messages") == 3
     assert total(after, "llm_proxy_requests_total", "status=529") == 1

@@ -171,7 +171,7 @@ async def test_the_anthropic_stream_helper_accumulates_server_blocks(
     raw = AnthropicStreamEncoder().encode(web_turn(search, fetch))
     check_anthropic_stream(parse_anthropic_sse(raw))
     url = await serve(raw, "text/event-stream")
-    async with anthropic_client(url).messages.stream(**ASK) as stream:
+    async with anthropic_client(url) as api, api.messages.stream(**ASK) as stream:
         message = await stream.get_final_message()
     check_message(message, search, fetch)
     counts = message.usage.server_tool_use
@@ -185,7 +185,8 @@ async def test_the_anthropic_body_parses_with_the_sdk_types(serve: Serve) -> Non
     assert collector.message.complete
     body = message_body(collector.message)
     url = await serve(orjson.dumps(body), "application/json")
-    message = await anthropic_client(url).messages.create(**ASK)
+    async with anthropic_client(url) as api:
+        message = await api.messages.create(**ASK)
     check_message(message)
     assert message.usage.server_tool_use is not None
     assert message.usage.server_tool_use.web_search_requests == 1
@@ -258,7 +259,7 @@ async def test_the_openai_stream_helper_reads_citations_and_no_server_tools(
     chunks = check_openai_stream(raw)
     assert sum("annotations" in c["choices"][0]["delta"] for c in chunks if c["choices"]) == 1
     url = await serve(raw, "text/event-stream")
-    async with openai_client(url).chat.completions.stream(
+    async with openai_client(url) as api, api.chat.completions.stream(
             model="gpt-x", messages=[{"role": "user", "content": "how?"}]) as stream:
         completion = await stream.get_final_completion()
     message = completion.choices[0].message
@@ -273,8 +274,9 @@ async def test_the_openai_body_carries_citations(serve: Serve) -> None:
     collector.feed(web_turn())
     body = completion_body(collector.message, completion_id="chatcmpl-1", created=1)
     url = await serve(orjson.dumps(body), "application/json")
-    completion = await openai_client(url).chat.completions.create(
-        model="gpt-x", messages=[{"role": "user", "content": "how?"}])
+    async with openai_client(url) as api:
+        completion = await api.chat.completions.create(
+            model="gpt-x", messages=[{"role": "user", "content": "how?"}])
     message = completion.choices[0].message
     assert message.content == ANSWER and not message.tool_calls
     assert citations(message) == expected_citations()
