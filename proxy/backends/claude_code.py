@@ -46,6 +46,7 @@ from proxy.providers import Provider
 from proxy.routing import Route
 
 log = logging.getLogger("proxy.claude_code")
+MODELS_WAIT = 5.0  # seconds a model list waits for the CLI to say its models, after start
 
 
 class ClaudeCodeBackend:
@@ -86,7 +87,7 @@ class ClaudeCodeBackend:
                        grace=self.settings.claude_timeout)
 
     async def models(self) -> list[tuple[str, str]]:
-        cli = self.pool.cli
+        cli = await self.pool.checked(MODELS_WAIT)
         return listed_models(cli.models if cli is not None else None)
 
     def health(self) -> dict[str, object]:

@@ -32,7 +32,7 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +99,7 @@ class CLIPool:
         self._login_checked = 0.0
         self._closed = False
         self.cli: CLIStatus | None = None  # what the login check learned
+        self._checking: asyncio.Task[None] | None = None  # the login check under way
 
     # -------------------------------------------------------------------- life
 
@@ -108,7 +109,7 @@ class CLIPool:
             # An empty directory: --restricted confines the CLI's file access to it.
             self._cwd = self._own_cwd = tempfile.mkdtemp(prefix="claude-cli-")
         if self._check_login:
-            self._background(self._login_check())
+            self._checking = self._background(self._login_check())
         self._refill()
 
     async def close(self) -> None:
@@ -123,6 +124,16 @@ class CLIPool:
             shutil.rmtree(self._own_cwd, ignore_errors=True)
         async with self._changed:
             self._changed.notify_all()
+
+    async def checked(self, timeout: float) -> CLIStatus | None:
+        """What the login check learned (the CLI's version and models), waiting up to
+        ``timeout`` for one still under way: so that a model list asked for just after
+        start is already the whole one, not the built-in aliases alone."""
+        checking = self._checking
+        if checking is not None and not checking.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(checking), timeout)
+        return self.cli
 
     def status(self) -> PoolStatus:
         problem = self._login_problem or self._start_problem
@@ -188,7 +199,7 @@ class CLIPool:
         if problem is self._login_problem and self._check_login \
                 and time.monotonic() - self._login_checked > self._login_recheck:
             self._login_checked = time.monotonic()  # perhaps the user has logged in since
-            self._background(self._login_check())
+            self._checking = self._background(self._login_check())
         raise problem
 
     def _can_serve(self) -> bool:
@@ -280,8 +291,9 @@ class CLIPool:
         async with self._changed:
             self._changed.notify_all()
 
-    def _background(self, coroutine: Any) -> None:
-        task = asyncio.ensure_future(coroutine)
+    def _background(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
