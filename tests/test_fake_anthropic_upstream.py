@@ -61,7 +61,9 @@ async def test_streams_text_and_records_request(
     assert frames[-2][1]["usage"] == {"output_tokens": 2}
     assert fake.requests == [{"path": "/v1/messages", "query": "beta=true",
                               "headers": fake.requests[0]["headers"],
-                              "body": {**BODY, "stream": True}}]
+                              "body": {**BODY, "stream": True},
+                              "raw": fake.requests[0]["raw"]}]
+    assert json.loads(fake.requests[0]["raw"]) == {**BODY, "stream": True}  # the bytes sent
     assert fake.requests[0]["headers"]["x-api-key"] == "k"
 
 

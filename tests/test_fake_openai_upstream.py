@@ -56,7 +56,8 @@ async def test_streams_text_and_records_request(upstream: tuple[FakeOpenAIUpstre
     assert chunks[-1]["usage"]["prompt_tokens_details"]["cached_tokens"] == 1
     assert fake.requests == [{"path": "/v1/chat/completions",
                               "headers": fake.requests[0]["headers"],
-                              "body": {"model": "m", "stream": True}}]
+                              "body": {"model": "m", "stream": True},
+                              "raw": b'{"model": "m", "stream": true}'}]  # the bytes sent
     assert fake.requests[0]["headers"]["authorization"] == "Bearer k"
 
 
