@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,6 +31,24 @@ from proxy.errors import ProxyError
 from proxy.sse import SSEDecoder, SSEEvent
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def end_child(proc: subprocess.Popen[Any], kill: bool = False) -> int:
+    """End a child process a test started (SIGTERM, or SIGKILL when ``kill`` or when it
+    does not stop within 10 s), close its pipes, and return its exit code."""
+    if proc.poll() is None and kill:
+        proc.kill()
+    elif proc.poll() is None:
+        proc.terminate()
+    try:
+        code = proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    return code
 
 
 def unavailable(message: str) -> NoReturn:

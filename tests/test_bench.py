@@ -135,6 +135,11 @@ def test_the_cli_scenarios_run_against_the_fake_cli(tmp_path: Path) -> None:
             assert r["failed"] == 0 and r["ok"] > 0, r
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_bench_against_an_upstream_url(tmp_path: Path) -> None:
     """--upstream-url, exercised with the fake started on its own (never a real URL)."""
     port = free_port()
@@ -142,7 +147,7 @@ def test_bench_against_an_upstream_url(tmp_path: Path) -> None:
     fake = subprocess.Popen([sys.executable, script, str(port), "openai"], cwd=REPO)
     try:
         deadline = time.monotonic() + 20
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        while not _listening(port):
             assert time.monotonic() < deadline and fake.poll() is None
             time.sleep(0.05)
         out = tmp_path / "bench.json"

@@ -14,6 +14,7 @@ import pytest
 
 from proxy.config import SETTINGS, Settings, load_settings
 from proxy.routing import single_provider
+from tests.support import end_child
 
 ROOT = Path(__file__).parent.parent
 
@@ -85,8 +86,7 @@ def test_starts_without_an_upstream_and_says_what_to_set(tmp_path: Path) -> None
         text = "".join(lines)
         assert "No upstream is configured" in text and "--upstream" in text
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        end_child(proc)
 
 
 # --- what a new user tripped on -------------------------------------------------------------
@@ -152,8 +152,7 @@ def test_listening_is_said_once_the_port_is_bound(tmp_path: Path) -> None:
             assert proc.stderr is not None
             log = proc.stderr.read()
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            end_child(proc, kill=True)
     assert "address already in use" in log and "listening" not in log, log
     port = free_port()
     proc = start_proxy_process(["--port", str(port)], tmp_path)
@@ -163,8 +162,7 @@ def test_listening_is_said_once_the_port_is_bound(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # bound and accepting the moment the log says so
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        end_child(proc)
 
 
 def test_a_providers_file_is_named_in_the_start_up_log(tmp_path: Path) -> None:
@@ -178,8 +176,7 @@ def test_a_providers_file_is_named_in_the_start_up_log(tmp_path: Path) -> None:
     try:
         log = read_until(proc, "listening on")
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        end_child(proc)
     assert (f"providers file {config}: deepseek at https://***@api.deepseek.com (openai), "
             "models ds, dr") in log, log
     assert (f"providers file {config}: claude at https://api.anthropic.com (anthropic), "

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ import pytest
 from proxy.sse import SSEDecoder
 from tests.fakes.backboard_model import HTTPFault, Reply
 from tests.fakes.backboard_upstream import DEFAULT_KEY, FakeBackboard
+from tests.support import end_child
 
 ROOT = Path(__file__).parent.parent
 OTHER_KEY = "bb-other-account"
@@ -500,5 +500,4 @@ def test_it_runs_standalone_and_stops_on_sigterm() -> None:
 
         assert asyncio.run(ask()) == 200
     finally:
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=10) == 0
+        assert end_child(child) == 0  # SIGTERM: a clean stop

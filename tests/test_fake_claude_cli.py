@@ -21,7 +21,7 @@ from proxy.dialects.claude_code.stream_decode import ClaudeCodeStreamDecoder
 from proxy.errors import ProxyError
 from proxy.ndjson import NDJSONDecoder
 from tests.fixtures.claude_code_cli.record import SIMPLE
-from tests.support import fixture
+from tests.support import end_child, fixture
 
 FAKE = str(Path(__file__).parent / "fakes" / "fake-claude")
 KEY = {"ANTHROPIC_API_KEY": "sk-ant-test"}
@@ -217,7 +217,7 @@ def test_hanging_modes_say_nothing_more(mode: str) -> None:
     finally:
         proc.kill()
         out = proc.stdout.read() if proc.stdout else b""
-        proc.wait()
+        end_child(proc, kill=True)
     assert b'"type":"result"' not in out
     if mode == "hang_start":
         assert out == b""
@@ -234,8 +234,7 @@ def test_ignore_term_survives_sigterm_but_not_sigkill() -> None:
     proc.send_signal(signal.SIGTERM)
     with pytest.raises(subprocess.TimeoutExpired):
         proc.wait(timeout=0.5)
-    proc.kill()
-    assert proc.wait() == -signal.SIGKILL
+    assert end_child(proc, kill=True) == -signal.SIGKILL
 
 
 def test_it_records_argv_and_stdin_when_asked(tmp_path: Path) -> None:
