@@ -35,11 +35,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,7 +52,7 @@ for path in (str(HERE), str(REPO)):
         sys.path.insert(0, path)
 
 from bench_client import Connection, connect, wire_request  # noqa: E402
-from bench_procs import free_port  # noqa: E402
+from bench_procs import free_port, spawn, wait_listening  # noqa: E402
 from bench_upstreams import anthropic_stream  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -229,18 +227,6 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-async def wait_listening(port: int, child: subprocess.Popen[bytes]) -> None:
-    for _ in range(200):
-        if child.poll() is not None:
-            raise SystemExit("the server did not start")
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection(HOST, port)
-            writer.close()
-            return
-        await asyncio.sleep(0.05)
-    raise SystemExit("the server did not start listening")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -258,20 +244,15 @@ def main() -> None:
     if not set(args.ways) <= set(WAYS):
         raise SystemExit(f"ways: {', '.join(WAYS)}")
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    child = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=env)
+    env = {"PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    child = spawn("sse-server", [__file__, "--serve", str(port)], port, env)
     try:
         import uvloop
 
-        asyncio.run(wait_listening(port, child))
+        asyncio.run(wait_listening(child))
         rows = uvloop.run(measure(port, args))
     finally:
-        child.terminate()
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        child.stop()
     print()
     print(table(rows))
     if args.json:

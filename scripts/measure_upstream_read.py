@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_procs import free_port  # noqa: E402
+from bench_procs import free_port, spawn, wait_listening  # noqa: E402
 from bench_workload import light_body  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -166,10 +165,9 @@ async def main() -> None:
     args = parser.parse_args()
     loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
     port = free_port()
-    fake = subprocess.Popen([sys.executable, str(HERE / "bench_upstreams.py"), str(port),
-                             "openai"], cwd=HERE.parent)
+    fake = spawn("fake-openai", [str(HERE / "bench_upstreams.py"), str(port), "openai"], port)
     try:
-        await _wait_listening(port)
+        await wait_listening(fake)
         print(f"{loop_name}; {args.streams} streams of 200 chunks per run")
         for rounds in range(args.rounds):
             for concurrency in (1, 64):
@@ -182,19 +180,7 @@ async def main() -> None:
                           f"{reads / args.streams:6.1f} reads/stream  "
                           f"{args.streams / wall:7.0f} streams/s  ({size} bytes each)")
     finally:
-        fake.terminate()
-        fake.wait(timeout=10)
-
-
-async def _wait_listening(port: int) -> None:
-    for _ in range(200):
-        try:
-            _, writer = await asyncio.open_connection(HOST, port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.05)
-    raise RuntimeError("the fake upstream did not start")
+        fake.stop()
 
 
 if __name__ == "__main__":

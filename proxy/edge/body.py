@@ -77,7 +77,7 @@ def _names_model_again(raw: bytes, start: int) -> bool:
     One whose value is an object, like the ``model`` parameter in the schema of Claude
     Code's Task tool, names none, nested or not (no upstream takes an object for a
     model): any other value does, in any letter case, with any letter written as a
-    ``\\u`` escape. One search: 56 us on a 73 KB Claude Code body."""
+    ``\\u`` escape. One search: about 40 us on a 73 KB Claude Code body."""
     return _MODEL_KEY.search(raw, start) is not None
 
 
@@ -86,7 +86,7 @@ def names_model_twice(raw: bytes) -> bool:
     the body: parsers that keep the first of duplicate keys (gjson, simdjson) and those
     that keep the last (orjson, Go's encoding/json) may then read different models."""
     first = _MODEL_KEY.search(raw)
-    return first is not None and _MODEL_KEY.search(raw, first.end()) is not None
+    return first is not None and _names_model_again(raw, first.end())
 
 
 def refuse_other_model_keys(body: dict[str, Any]) -> None:
