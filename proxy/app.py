@@ -1,8 +1,8 @@
 """Building the aiohttp Application: routes, middlewares, the router and the upstreams.
 
-The backends (one per provider, each with its own resources: a ClientSession, a process
-pool), the state store and the Tavily client (web search and fetch, when a key is set) are
-made in ``cleanup_ctx`` and closed with the app.
+The one upstream ClientSession, the backends (one per provider, each with its own
+resources: a process pool, a thread pool), the state store and the Tavily client (web
+search and fetch, when a key is set) are made in ``cleanup_ctx`` and closed with the app.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.backends.base import Context
+from proxy.backends.http_common import upstream_session
 from proxy.backends.upstreams import Upstreams
 from proxy.config import Settings
 from proxy.edge.inbound import Inbound
@@ -76,14 +77,15 @@ def _upstreams(tavily_settings: TavilySettings | None
         app[STORE_KEY] = store = GuardedStore(inner, store_label(inner))
         file_keys = settings.providers_file.keys if settings.providers_file else ()
         app[INBOUND_KEY] = Inbound.configured(settings.proxy_api_key, file_keys, store)
-        tavily = TavilyClient(tavily_settings) if tavily_settings is not None else None
-        context = Context(settings, app[OBSERVERS_KEY].masker, store, tavily)
+        session = upstream_session(settings)  # the process's one, for every upstream
+        tavily = (TavilyClient(tavily_settings, session) if tavily_settings is not None
+                  else None)
+        context = Context(settings, app[OBSERVERS_KEY].masker, store, tavily, session)
         try:
             async with Upstreams(context).opened(app[ROUTER_KEY].providers) as upstreams:
                 app[UPSTREAMS_KEY] = upstreams
                 yield
         finally:
-            if tavily is not None:
-                await tavily.close()
+            await session.close()
             await store.close()
     return made

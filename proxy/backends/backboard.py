@@ -178,10 +178,10 @@ class BackboardBackend(HttpBackend):
         """One JSON call of backboard's API, its failures as the client should see them."""
         assert self._session is not None, "the backend was not started"
         with upstream_failures():
-            async with self._session.request(
+            async with self._places, self._session.request(
                     method, self._base + path, params=query, headers=self._headers(key),
                     data=None if body is None else orjson.dumps(body),
-                    allow_redirects=False) as response:
+                    allow_redirects=False, timeout=self.timeout) as response:
                 if response.status >= 300:
                     raise await self.refused(response, key)
                 try:

@@ -1,8 +1,8 @@
 """What every backend is, and what it is given.
 
 A backend is made once per provider when the app starts (``Class(provider, context)``),
-``start()``-ed, and ``close()``-d with the app: it owns its resources (a ClientSession
-with the provider's limits, a process pool, a thread pool). ``stream(request, call,
+``start()``-ed, and ``close()``-d with the app: it owns its resources (a process pool,
+a thread pool; the HTTP kinds share the app's one ClientSession). ``stream(request, call,
 route, key)`` returns an async generator of *batches* of canonical events: a batch is
 what one upstream read completed, so the edge writes it with one ``write()``. Failures
 are ``proxy.errors.UpstreamError``s raised from the generator: before the first batch
@@ -55,6 +55,7 @@ class Context:
     masker: Masker  # every secret the proxy holds, for error bodies and log lines
     store: Store  # state that outlives a request (learned limits, conversation maps)
     tavily: TavilyClient | None = None  # web search and fetch (proxy/web_tools); None: no key
+    session: aiohttp.ClientSession | None = None  # the process's one, for every HTTP call
 
 
 class Backend(Protocol):

@@ -4,10 +4,11 @@ the read loop, and the same-dialect relay's POST.
 
 The one place that knows how aiohttp fails, so every backend (and the relay) reports a
 refused connection, a timeout or a cut stream the same way. One ClientSession per
-provider, made when the app starts and closed with it: per provider, because connection
-limits and timeouts are per provider; with connect and read timeouts and no total
-timeout, which would cut long generations. Redirects are never followed: they could
-carry the key to another host.
+process (``upstream_session``, made when the app starts and closed with it), so every
+provider, the relays and the web tools share one connection pool and its keep-alive
+connections. What is per provider rides on each request: its connect and read timeouts
+(no total timeout, which would cut long generations) and its cap on connections open
+at once. Redirects are never followed: they could carry the key to another host.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import aiohttp
 import orjson
 
 from proxy.backends.base import Context, RelayRequest
+from proxy.config import Settings
 from proxy.errors import (
     UpstreamError,
     UpstreamProtocolError,
@@ -38,37 +40,58 @@ TAIL_WAIT = 1.0  # seconds to read the last bytes so the connection can be reuse
 FINISH_GRACE = 5.0  # seconds to wait for the end once the model said it finished
 
 
+def upstream_session(settings: Settings) -> aiohttp.ClientSession:
+    """The process's one session for every upstream call. Its pool holds at most
+    ``max_connections`` in all and ``max_connections_per_host`` to one host; no cookie
+    jar: an upstream's cookie is one client's, never to be sent with another's request
+    (Go's ReverseProxy keeps none either), nor paid for per call."""
+    connector = aiohttp.TCPConnector(limit=settings.max_connections,
+                                     limit_per_host=settings.max_connections_per_host)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                 timeout=_timeouts(settings.connect_timeout,
+                                                   settings.read_timeout))
+
+
+def _timeouts(connect: float, read: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+
 class HttpBackend:
-    """The base of the HTTP kinds: the session, the POST, the refusal, the relay."""
+    """The base of the HTTP kinds: the session, the POST, the refusal, the relay. The
+    session is the app's (``context.session``); a backend made without one (a test, a
+    script) makes its own and closes it."""
 
     def __init__(self, provider: Provider, context: Context) -> None:
         self.provider = provider
         self.context = context
         self.settings = settings = context.settings
         self.grace = min(FINISH_GRACE, provider.read_timeout or settings.read_timeout)
+        self.timeout = _timeouts(provider.connect_timeout or settings.connect_timeout,
+                                 provider.read_timeout or settings.read_timeout)
+        # The provider's own cap on connections open at once: a request holds a place
+        # from its send until its response is released, as it holds a connection.
+        self._places = asyncio.Semaphore(min(provider.max_connections,
+                                             provider.max_connections_per_host))
         self._session: aiohttp.ClientSession | None = None
+        self._owns_session = False
 
     async def start(self) -> None:
-        provider, settings = self.provider, self.settings
-        connector = aiohttp.TCPConnector(limit=provider.max_connections,
-                                         limit_per_host=provider.max_connections_per_host)
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=provider.connect_timeout or settings.connect_timeout,
-            sock_read=provider.read_timeout or settings.read_timeout)
-        # No cookie jar: an upstream's cookie is one client's, never to be sent with
-        # another's request (Go's ReverseProxy keeps none either); nor paid for per call.
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                              cookie_jar=aiohttp.DummyCookieJar())
+        self._session = self.context.session
+        if self._session is None:
+            self._session, self._owns_session = upstream_session(self.settings), True
 
     async def close(self) -> None:
-        if self._session is not None:
+        if self._owns_session and self._session is not None:
             await self._session.close()
+        self._session = None
 
     async def post(self, stack: contextlib.AsyncExitStack, url: str, body: bytes,
                    headers: Mapping[str, str]) -> aiohttp.ClientResponse:
         assert self._session is not None, "the backend was not started"
+        await self._places.acquire()
+        stack.callback(self._places.release)  # after the response is released (LIFO)
         return await stack.enter_async_context(self._session.post(
-            url, data=body, headers=headers, allow_redirects=False))
+            url, data=body, headers=headers, allow_redirects=False, timeout=self.timeout))
 
     async def refused(self, response: aiohttp.ClientResponse,
                       key: str | None) -> UpstreamStatusError:

@@ -59,6 +59,8 @@ Scenario = Stream | ErrorResponse | JSONResponse
 class FakeOpenAIUpstream:
     def __init__(self, scenario: Scenario | list[Scenario] | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.peers: list[tuple[str, int]] = []  # each request's client address: its connection
+        self.events: list[str] = []  # "start" as a request arrives, "end" as its stream ends
         self.disconnects = 0
         self.client_gone = asyncio.Event()
         self.models: list[str] = [MODEL]
@@ -104,6 +106,9 @@ class FakeOpenAIUpstream:
         except ValueError:
             body = raw.decode("utf-8", "replace")
         headers = {k.lower(): v for k, v in request.headers.items()}
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.peers.append(tuple(peer[:2]) if peer else ("", 0))
+        self.events.append("start")
         self.requests.append({"path": request.path, "headers": headers, "body": body,
                               "raw": raw})
 
@@ -162,6 +167,7 @@ class FakeOpenAIUpstream:
                     request.transport.close()  # flushes what was written, then FIN mid-body
             elif sc.hang_after and await self._pause(request, None):
                 self._client_left()
+            self.events.append("end")
         except ConnectionError:
             self._client_left()
         except asyncio.CancelledError:
