@@ -5,24 +5,14 @@ The real app on a real port, the anthropic SDK as the client, a fake OpenAI upst
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-import pytest
 
 from proxy.providers import parse_providers
 from tests.fakes.openai_upstream import FakeOpenAIUpstream, Stream, text_stream
 
 HELLO = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAIUpstream]:
-    upstream = FakeOpenAIUpstream()
-    upstream.base_url = await upstream.start()  # type: ignore[attr-defined]
-    yield upstream
-    await upstream.stop()
 
 
 def two_providers(fake: FakeOpenAIUpstream, **one: Any) -> Any:
@@ -43,7 +33,8 @@ async def ask(api: anthropic.AsyncAnthropic, model: str) -> str:
 
 
 async def test_providers_of_one_host_share_its_keep_alive_connection(
-        fake: FakeOpenAIUpstream, start_proxy: Any) -> None:
+        upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
+    fake = upstream
     url = await start_proxy(providers_file=two_providers(fake))
     async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as api:
         for model in ["alpha", "beta"] * 3:
@@ -53,7 +44,8 @@ async def test_providers_of_one_host_share_its_keep_alive_connection(
 
 
 async def test_a_providers_connection_cap_holds_on_the_shared_session(
-        fake: FakeOpenAIUpstream, start_proxy: Any) -> None:
+        upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
+    fake = upstream
     fake.scenario = Stream(text_stream(["a", "b", "c", "d"]), delay=0.05)
     url = await start_proxy(providers_file=two_providers(fake, max_connections=1))
     async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as api:
