@@ -10,7 +10,13 @@ from typing import Any
 import anthropic
 
 from proxy.providers import parse_providers
-from tests.fakes.openai_upstream import FakeOpenAIUpstream, Stream, text_stream
+from tests.fakes.openai_upstream import (
+    ErrorResponse,
+    FakeOpenAIUpstream,
+    Stream,
+    error_body,
+    text_stream,
+)
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -54,3 +60,20 @@ async def test_a_providers_connection_cap_holds_on_the_shared_session(
     # One at a time: the first stream ended (its last chunk written, before the terminator
     # that lets the proxy release its place) before the second request arrived.
     assert fake.events[:3] == ["start", "end", "start"]
+
+
+async def test_a_capped_provider_retries_a_mended_request_without_waiting_on_itself(
+        upstream: FakeOpenAIUpstream, start_proxy: Any) -> None:
+    # The refusal's place is given back before the mended request asks for one: with a
+    # cap of one, holding it would leave the retry waiting for ever.
+    refusal = ErrorResponse(400, error_body(
+        "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]"))
+    upstream.scenario = [refusal, Stream(text_stream(["ok"]))]
+    url = await start_proxy(providers_file=two_providers(upstream, max_connections=1))
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0,
+                                        timeout=10) as api, \
+            api.messages.stream(model="alpha", max_tokens=32000,  # type: ignore[arg-type]
+                                messages=HELLO) as s:
+        message = await s.get_final_message()
+    assert message.content[0].text == "ok"  # type: ignore[union-attr]
+    assert [r["body"]["max_tokens"] for r in upstream.requests] == [32000, 8192]
