@@ -7,14 +7,17 @@
 * ``transcode_anthropic`` and ``check_openai_stream``: the same pair the other way round
   (Anthropic stream bytes -> OpenAI chunks, and the OpenAI chunk grammar, 2.4 and 3);
 * ``unavailable``: a missing prerequisite (a CLI, a server, a package) skips a test on a
-  laptop and fails it under CI, which must have installed it.
+  laptop and fails it under CI, which must have installed it;
+* ``reachable``: whether an object still holds another (a stream, a request's body).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -324,3 +327,18 @@ def _arguments(chunks: list[dict[str, Any]]) -> dict[int, str]:
                 out[call["index"]] = (out.get(call["index"], "")
                                       + call["function"].get("arguments", ""))
     return out
+
+
+def reachable(root: object, target: object, limit: int = 20_000) -> bool:
+    """Whether ``target`` can be reached from ``root`` through references other than
+    modules' globals (every function reaches those)."""
+    seen = {id(root)} | {id(vars(m)) for m in list(sys.modules.values()) if m is not None}
+    todo = [root]
+    while todo and len(seen) < limit:
+        for ref in gc.get_referents(todo.pop()):
+            if ref is target:
+                return True
+            if id(ref) not in seen and not isinstance(ref, (str, bytes, int, float, type)):
+                seen.add(id(ref))
+                todo.append(ref)
+    return False

@@ -4,8 +4,6 @@ so a burst of requests queued behind each other holds only bytes."""
 
 from __future__ import annotations
 
-import gc
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,26 +19,12 @@ from proxy.providers import Provider
 from proxy.redaction import Masker
 from proxy.routing import Route
 from proxy.state.store import MemoryStore
+from tests.support import reachable
 
 
 def request() -> Request:
     return Request(model="claude", messages=(Message("user", (TextPart("hello " * 50),)),),
                    max_tokens=100, stream=True)
-
-
-def reachable(root: object, target: object, limit: int = 20_000) -> bool:
-    """Whether ``target`` can be reached from ``root`` through references other than
-    modules' globals (every function reaches those)."""
-    seen = {id(root)} | {id(vars(m)) for m in list(sys.modules.values()) if m is not None}
-    todo = [root]
-    while todo and len(seen) < limit:
-        for ref in gc.get_referents(todo.pop()):
-            if ref is target:
-                return True
-            if id(ref) not in seen and not isinstance(ref, (str, bytes, int, float, type)):
-                seen.add(id(ref))
-                todo.append(ref)
-    return False
 
 
 def backend(kind: type[Any]) -> Any:
