@@ -176,12 +176,11 @@ class BackboardBackend(HttpBackend):
     async def _call(self, method: str, path: str, key: str, body: Any = None, *,
                     query: dict[str, str] | None = None) -> Any:
         """One JSON call of backboard's API, its failures as the client should see them."""
-        assert self._session is not None, "the backend was not started"
         with upstream_failures():
-            async with self._places, self._session.request(
-                    method, self._base + path, params=query, headers=self._headers(key),
-                    data=None if body is None else orjson.dumps(body),
-                    allow_redirects=False, timeout=self.timeout) as response:
+            async with contextlib.AsyncExitStack() as stack:
+                response = await self.request(
+                    stack, method, self._base + path, params=query, headers=self._headers(key),
+                    data=None if body is None else orjson.dumps(body))
                 if response.status >= 300:
                     raise await self.refused(response, key)
                 try:

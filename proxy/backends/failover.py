@@ -111,6 +111,12 @@ class Attempts:
             self._route, self._tried = self._route + 1, set()
         return None
 
+    @staticmethod
+    def one_only(plan: Plan, pools: Mapping[str, KeyPool]) -> bool:
+        """Whether ``plan`` allows one attempt at most (``_find`` never tries a key
+        twice): one route, on a provider with one key or none."""
+        return len(plan.routes) == 1 and len(pools[plan.routes[0].provider.name]) <= 1
+
     async def pin(self, backends: Mapping[str, Backend], request: Request) -> None:
         """Conversations bound to a key (a backboard thread) try that key first."""
         for route in self.plan.routes:
@@ -167,11 +173,14 @@ class Requests:
     request parses into several times its size, and a burst holds a thousand of them."""
 
     first: Request | None
-    again: Callable[[], Request]
+    again: Callable[[], Request] | None  # None: the plan allows no second attempt
 
     def take(self) -> Request:
         request, self.first = self.first, None
-        return request if request is not None else self.again()
+        if request is not None:
+            return request
+        assert self.again is not None, "a plan of one attempt was asked for a second"
+        return self.again()
 
 
 async def stream_with_failover(backends: Mapping[str, Backend], attempts: Attempts,

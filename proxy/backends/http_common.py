@@ -87,22 +87,28 @@ class HttpBackend:
 
     async def post(self, stack: contextlib.AsyncExitStack, url: str, body: bytes,
                    headers: Mapping[str, str]) -> aiohttp.ClientResponse:
-        """POST, holding one of the provider's places while the answer is open (released
-        after it, with ``stack``). A refusal gives its place back at once: it is read
-        whole straight away, and a retry on the same stack (a mended request, a lost
-        backboard thread) must not wait for a place its own refusal holds."""
+        return await self.request(stack, "POST", url, data=body, headers=headers)
+
+    async def request(self, stack: contextlib.AsyncExitStack, method: str, url: str, *,
+                      data: bytes | None, headers: Mapping[str, str],
+                      params: Mapping[str, str] | None = None) -> aiohttp.ClientResponse:
+        """The answer, held open in ``stack`` with one of the provider's places. A refusal
+        gives its place back at once: it is read whole straight away, and a retry on the
+        same stack (a mended request, a lost backboard thread) must not wait for a place
+        its own refusal holds."""
         assert self._session is not None, "the backend was not started"
         await self._places.acquire()
-        place = _Place(self._places)
-        stack.callback(place.release)  # after the response is released (LIFO)
         try:
-            response = await stack.enter_async_context(self._session.post(
-                url, data=body, headers=headers, allow_redirects=False, timeout=self.timeout))
+            response = await stack.enter_async_context(self._session.request(
+                method, url, data=data, headers=headers, params=params,
+                allow_redirects=False, timeout=self.timeout))
         except BaseException:
-            place.release()
+            self._places.release()
             raise
         if response.status >= 300:
-            place.release()
+            self._places.release()
+        else:
+            stack.callback(self._places.release)
         return response
 
     async def refused(self, response: aiohttp.ClientResponse,
@@ -123,20 +129,6 @@ class HttpBackend:
 
     def relay_headers(self, relay: RelayRequest, key: str | None) -> dict[str, str]:
         raise NotImplementedError
-
-
-class _Place:
-    """One held place of a provider's semaphore, given back once however often asked."""
-
-    __slots__ = ("_places",)
-
-    def __init__(self, places: asyncio.Semaphore) -> None:
-        self._places: asyncio.Semaphore | None = places
-
-    def release(self) -> None:
-        if self._places is not None:
-            self._places.release()
-            self._places = None
 
 
 class HttpBody:

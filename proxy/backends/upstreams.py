@@ -46,10 +46,6 @@ def backend_of_kind(provider: Provider, context: Context) -> Backend:
     return made
 
 
-def _no_second_attempt() -> Request:
-    raise AssertionError("a plan of one attempt was asked for a second")
-
-
 class Upstreams:
     def __init__(self, context: Context, make: BackendFactory = backend_of_kind) -> None:
         self._context = context
@@ -119,14 +115,9 @@ class Upstreams:
             return web_tool_stream(one_round, request, call, self._context.tavily)
         if again is None:
             return one_round(request)
-        if self._one_attempt_only(plan):
-            again = _no_second_attempt  # and the client's body it held goes now, not at commit
-        return one_round(Requests(request, again))
-
-    def _one_attempt_only(self, plan: Plan) -> bool:
-        """Whether ``plan`` allows one attempt at most: one route, on a provider with one
-        key or none (``failover.Attempts`` never tries a key twice)."""
-        return len(plan.routes) == 1 and len(self.pools[plan.routes[0].provider.name]) <= 1
+        # No second attempt: the client's body ``again`` holds goes now, not at commit.
+        return one_round(Requests(request, None if Attempts.one_only(plan, self.pools)
+                                  else again))
 
     @property
     def runs_web_tools(self) -> bool:
